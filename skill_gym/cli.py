@@ -18,6 +18,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from skill_gym.library import SkillLibrary
 
 __all__ = ["main"]
 
@@ -89,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _open(args: argparse.Namespace, must_exist: bool = True):  # noqa: ANN202
+def _open(args: argparse.Namespace, must_exist: bool = True) -> SkillLibrary:
     from skill_gym.library import SkillLibrary
 
     if must_exist and not Path(args.library).is_file():

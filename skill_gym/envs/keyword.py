@@ -1,0 +1,110 @@
+"""``Keyword-v0``: a tiny text task for fast tests and learning-sanity checks.
+
+This module holds :class:`KeywordEnv`. Each task asks for one word out of a short admissible
+list; the answer is implied by a rule the agent must learn (or read from a skill): for task type
+``opposite`` the answer is the opposite of the shown word, for ``plural`` its plural, for
+``echo`` the word itself. Reward 1.0 and ``won`` when the chosen word is right; at most
+``max_steps`` tries. It runs in microseconds, so learners can be tested end to end on CPU.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from skill_gym.envs.text_env import TextEnv, coerce_action
+
+__all__ = ["KeywordEnv"]
+
+_OPPOSITES = {"hot": "cold", "up": "down", "left": "right", "open": "closed", "big": "small", "fast": "slow"}
+_PLURALS = {"apple": "apples", "box": "boxes", "knife": "knives", "mouse": "mice", "city": "cities", "leaf": "leaves"}
+_ECHO = ["apple", "river", "stone", "cloud", "piano", "tiger"]
+
+
+def _tasks() -> list[dict[str, Any]]:
+    tasks = []
+    for word, answer in _OPPOSITES.items():
+        tasks.append({"task_type": "opposite", "word": word, "answer": answer})
+    for word, answer in _PLURALS.items():
+        tasks.append({"task_type": "plural", "word": word, "answer": answer})
+    for word in _ECHO:
+        tasks.append({"task_type": "echo", "word": word, "answer": word})
+    for i, task in enumerate(tasks):
+        task["task_id"] = f"{task['task_type']}/{task['word']}"
+        pool = sorted({task["answer"], task["word"], *list(_OPPOSITES.values())[i % 3 : i % 3 + 2]})
+        task["choices"] = pool
+    return tasks
+
+
+TASKS = _tasks()
+_INSTRUCTIONS = {
+    "opposite": "Answer with the opposite of the word '{word}'.",
+    "plural": "Answer with the plural of the word '{word}'.",
+    "echo": "Answer with the word '{word}'.",
+}
+
+
+class KeywordEnv(TextEnv):
+    """Pick the right word. Example:
+
+    >>> env = KeywordEnv()
+    >>> obs, info = env.reset(options={"task_id": "opposite/hot"})
+    >>> obs["task"]
+    "Answer with the opposite of the word 'hot'."
+    >>> env.step("cold")[1:3]
+    (1.0, True)
+    """
+
+    def __init__(self, max_steps: int = 2, task_types: list[str] | None = None, render_mode: str | None = None) -> None:
+        super().__init__(render_mode=render_mode)
+        self.max_steps = max_steps
+        self.tasks = [t for t in TASKS if task_types is None or t["task_type"] in task_types]
+        if not self.tasks:
+            raise ValueError(f"no tasks of types {task_types}; known: {sorted({t['task_type'] for t in TASKS})}")
+        self.task_ids = [t["task_id"] for t in self.tasks]
+        self._task = self.tasks[0]
+        self._steps = 0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        task_id = (options or {}).get("task_id")
+        if task_id is None:
+            self._task = self.tasks[int(self.np_random.integers(len(self.tasks)))]
+        else:
+            matches = [t for t in self.tasks if t["task_id"] == task_id]
+            if not matches:
+                raise ValueError(f"unknown task_id {task_id!r}; see env.unwrapped.task_ids")
+            self._task = matches[0]
+        self._steps = 0
+        task = _INSTRUCTIONS[self._task["task_type"]].format(word=self._task["word"])
+        obs = self._observe(None, observation=f"{task} Choose one of the admissible actions.", task=task,
+                            admissible_actions="\n".join(self._task["choices"]))  # fmt: skip
+        return obs, self._info(won=False, valid=True)
+
+    def step(self, action: str):
+        self._steps += 1
+        clean, problem = coerce_action(action)
+        valid = clean is not None and clean in self._task["choices"]
+        won = valid and clean == self._task["answer"]
+        if won:
+            text = "Correct."
+        elif valid:
+            text = "Wrong word."
+        else:
+            text = f"Nothing happens. (Invalid action: {problem or 'not one of the admissible actions'}.)"
+        obs = self._observe(clean or repr(action)[:80], observation=text, task=self._obs_task(),
+                            admissible_actions="\n".join(self._task["choices"]))  # fmt: skip
+        truncated = not won and self._steps >= self.max_steps
+        return obs, float(won), bool(won), truncated, self._info(won=won, valid=valid)
+
+    def _obs_task(self) -> str:
+        return _INSTRUCTIONS[self._task["task_type"]].format(word=self._task["word"])
+
+    def _info(self, won: bool, valid: bool) -> dict[str, Any]:
+        return {
+            "won": won,
+            "score": float(won),
+            "task_id": self._task["task_id"],
+            "task_type": self._task["task_type"],
+            "action_valid": valid,
+            "step": self._steps,
+        }

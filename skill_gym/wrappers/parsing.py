@@ -1,0 +1,148 @@
+"""Parsing the agent's text in the skill phases (query, rank, distilled skill).
+
+This module holds three parsers. Each is tolerant where the intent is clear and otherwise
+returns a reason that names the expected format; none raises on any input.
+
+* :func:`parse_query` — ``<query>...</query>`` (or a short untagged sentence);
+* :func:`parse_rank` — ``<rank>2,1,3</rank>`` over 1-based candidate numbers;
+* :func:`parse_skill` — a skill as JSON: ``{"description", "strategy"}`` or Skill1's
+  ``{"description_head", "action_lesson", "navigation_lesson", "task_success"}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from typing import Any
+
+__all__ = [
+    "QUERY_FORMAT",
+    "RANK_FORMAT",
+    "SKILL_FORMAT",
+    "ParsedSkill",
+    "parse_query",
+    "parse_rank",
+    "parse_skill",
+    "tag_content",
+]
+
+QUERY_FORMAT = "<query>one sentence describing the skill you need</query>"
+RANK_FORMAT = "<rank>2,1,3</rank> (candidate numbers, most useful first)"
+SKILL_FORMAT = '{"description": "when this skill applies", "strategy": "what to do, step by step"}'
+MAX_QUERY_CHARS = 500
+_ANY_TAG = re.compile(r"</?\s*(think|action|answer|search|rank|query|information)\s*>", re.IGNORECASE)
+
+
+def tag_content(text: str, tag: str) -> str | None:
+    """Content of the last complete ``<tag>...</tag>`` in ``text`` (stripped), else ``None``."""
+    matches = re.findall(rf"<\s*{tag}\s*>(.*?)<\s*/\s*{tag}\s*>", text, re.IGNORECASE | re.DOTALL)
+    return matches[-1].strip() if matches else None
+
+
+def parse_query(text: object) -> tuple[str | None, str]:
+    """``(query, "")`` or ``(None, reason)``.
+
+    >>> parse_query("<think>need heating</think><query>heat a mug with the microwave</query>")
+    ('heat a mug with the microwave', '')
+    >>> parse_query("heat a mug")  # a short untagged sentence is taken as the query
+    ('heat a mug', '')
+    """
+    if not isinstance(text, str):
+        return None, f"the query must be text, got {type(text).__name__}"
+    tagged = tag_content(text, "query")
+    query = tagged if tagged is not None else text.strip()
+    if tagged is None and (_ANY_TAG.search(text) or "\n" in query):
+        return None, f"no query found; answer with {QUERY_FORMAT}"
+    query = " ".join(query.split())
+    if not query:
+        return None, f"the query is empty; answer with {QUERY_FORMAT}"
+    if len(query) > MAX_QUERY_CHARS:
+        return None, f"the query is {len(query)} characters; keep it under {MAX_QUERY_CHARS}"
+    return query, ""
+
+
+def parse_rank(text: object, n_candidates: int) -> tuple[list[int] | None, str]:
+    """A full ranking of ``range(n_candidates)`` (0-based) or ``(None, reason)``.
+
+    Numbers are 1-based in the text. Repeats are ignored and unranked candidates keep their
+    given order after the ranked ones.
+
+    >>> parse_rank("<rank>3, 1</rank>", 3)
+    ([2, 0, 1], '')
+    >>> parse_rank("<rank>9</rank>", 3)[0] is None
+    True
+    """
+    if not isinstance(text, str):
+        return None, f"the ranking must be text, got {type(text).__name__}"
+    body = tag_content(text, "rank")
+    if body is None:
+        if _ANY_TAG.search(text) or len(text) > 200:
+            return None, f"no ranking found; answer with {RANK_FORMAT}"
+        body = text
+    numbers = [int(x) for x in re.findall(r"\d+", body)[:100]]
+    order: list[int] = []
+    for number in numbers:
+        if 1 <= number <= n_candidates and number - 1 not in order:
+            order.append(number - 1)
+    if not order:
+        return None, f"no candidate number between 1 and {n_candidates}; answer with {RANK_FORMAT}"
+    order += [i for i in range(n_candidates) if i not in order]
+    return order, ""
+
+
+@dataclasses.dataclass(frozen=True)
+class ParsedSkill:
+    """A skill written by the agent: when it applies, what to do, and its own success claim."""
+
+    description: str
+    strategy: str
+    claimed_success: bool | None = None
+
+
+def parse_skill(text: object) -> tuple[ParsedSkill | None, str]:
+    """Parse a distilled skill from JSON text (a ```json block, or the outermost braces)."""
+    if not isinstance(text, str):
+        return None, f"the skill must be text, got {type(text).__name__}"
+    data = _json_object(text)
+    if data is None:
+        return None, f"no JSON object found; answer with {SKILL_FORMAT}"
+    description = _text_field(data, "description", "description_head", "when", "when_to_apply")
+    strategy = _text_field(data, "strategy", "principle")
+    if not strategy:
+        lessons = [
+            f"{label}: {data[key].strip()}"
+            for key, label in (("action_lesson", "Action insight"), ("navigation_lesson", "Navigation insight"))
+            if isinstance(data.get(key), str) and len(data[key].strip()) > 5
+        ]
+        strategy = " | ".join(lessons)
+    if not description:
+        return None, f"the skill has no description of when it applies; answer with {SKILL_FORMAT}"
+    if not strategy:
+        return None, f"the skill has no strategy; answer with {SKILL_FORMAT}"
+    claimed = data.get("task_success")
+    claimed = claimed if isinstance(claimed, bool) else None
+    return ParsedSkill(description=description, strategy=strategy, claimed_success=claimed), ""
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    candidates = re.findall(r"```(?:json)?\s*(\{.*?\})\s*```", text, re.DOTALL)
+    start, end = text.find("{"), text.rfind("}")
+    if start != -1 and end > start:
+        candidates.append(text[start : end + 1])
+    for candidate in candidates:
+        try:
+            data = json.loads(candidate)
+        except (json.JSONDecodeError, RecursionError):
+            continue
+        if isinstance(data, dict):
+            return data
+    return None
+
+
+def _text_field(data: dict[str, Any], *keys: str) -> str:
+    for key in keys:
+        value = data.get(key)
+        if isinstance(value, str) and value.strip():
+            return " ".join(value.split()) if key != "strategy" else value.strip()
+    return ""
