@@ -1,0 +1,185 @@
+"""The skill phases over a real base env (Keyword-v0) with a real library and encoder."""
+
+from __future__ import annotations
+
+import warnings
+
+import gymnasium as gym
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import skill_gym  # noqa: F401  (registers the ids)
+from skill_gym.library import Skill, SkillLibrary
+from skill_gym.wrappers import StaticSkillSet, ndcg, starter_skills_dir
+from skill_gym.wrappers.parsing import parse_query, parse_rank, parse_skill
+
+GOOD_SKILL = '```json\n{"description": "Asked for the opposite of a word.", "strategy": "Answer with the antonym."}\n```'
+
+
+@pytest.fixture
+def lib_path(tmp_path, encoder):
+    path = tmp_path / "lib.sqlite"
+    SkillLibrary(path, encoder=encoder).close()
+    return str(path)
+
+
+def _make(lib_path, **kwargs):
+    return gym.make("SkillKeyword-v0", library=lib_path, **kwargs)
+
+
+def _seed(lib_path, encoder, skills):
+    with SkillLibrary(lib_path, encoder=encoder) as lib:
+        return [lib.admit(s).skill_id for s in skills]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"selection": "similarity"}, {"skills": "static"}, {"selection": "none", "distillation": "none"}],
+)
+def test_check_env_passes_without_warnings(lib_path, kwargs):
+    env = _make(lib_path, **kwargs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env.unwrapped)
+    assert [str(w.message) for w in caught] == []
+    env.close()
+
+
+def test_full_phase_walk_through(lib_path, encoder):
+    env = _make(lib_path)
+    obs, info = env.reset(seed=0, options={"task_id": "opposite/hot"})
+    assert obs["phase"] == "select" and obs["admissible_actions"] == ""
+    obs, reward, term, trunc, info = env.step("<query>opposite of a word</query>")
+    assert obs["phase"] == "act" and info["skill"]["retrieved_ids"] == []  # empty library
+    assert "No relevant skill" in obs["skills"]
+    obs, reward, term, trunc, info = env.step("cold")
+    assert (obs["phase"], reward, term) == ("distill", 1.0, False)
+    assert "you succeeded" in obs["observation"] and "> cold" in obs["observation"]
+    assert info["skill"]["distill_reward"] == pytest.approx(1.0)
+    obs, reward, term, trunc, info = env.step(GOOD_SKILL)
+    assert term and info["skill"]["admission"]["status"] == "added"
+    new_id = info["skill"]["admission"]["skill_id"]
+
+    # a second skill so that the next episode has two candidates to rank
+    _seed(lib_path, encoder, [Skill(description="Word tasks that want the reverse meaning of an adjective.", strategy="Use an antonym list.",
+                                   env="keyword", utility=0.9)])  # fmt: skip
+    obs, info = env.reset(seed=1, options={"task_id": "opposite/up"})
+    obs, *_, info = env.step("<query>how to answer with the opposite of a word</query>")
+    assert obs["phase"] == "rerank" and new_id in info["skill"]["retrieved_ids"]
+    assert "[1] When:" in obs["candidates"] and "[2] When:" in obs["candidates"]
+    utilities = info["skill"]["utilities"]
+    obs, *_, info = env.step("<rank>2, 1</rank>")
+    assert obs["phase"] == "act" and info["skill"]["rank_valid"]
+    assert info["skill"]["chosen_id"] == info["skill"]["retrieved_ids"][1]
+    assert info["skill"]["ndcg"] == pytest.approx(ndcg([1, 0], utilities))
+    assert info["skill"]["u_hat"] == pytest.approx(max(utilities))
+    obs, reward, *_, info = env.step("up")  # wrong answer
+    obs, reward, term, trunc, info = env.step("left")  # wrong again: max_steps=2 ends the base episode
+    assert obs["phase"] == "distill" and "you failed" in obs["observation"]
+    assert info["skill"]["distill_reward"] == pytest.approx(0.0 - max(utilities))
+    obs, _, term, _, info = env.step(GOOD_SKILL)
+    assert term and info["skill"]["admission"]["status"] == "rejected"
+    assert "failed" in info["skill"]["admission"]["reason"]
+    env.close()
+    with SkillLibrary(lib_path) as lib:
+        chosen = lib.get(info["skill"]["chosen_id"])
+        assert chosen.n_selected == 1 and chosen.n_success == 0
+        for sid, before in zip(info["skill"]["retrieved_ids"], utilities, strict=True):
+            assert lib.get(sid).utility == pytest.approx(0.95 * before)  # EMA towards r = 0
+
+
+@pytest.mark.parametrize("bad", ["", "x" * 1_000_000, 42, None, "<action>go</action>", "<think>no closing tag"])
+def test_malformed_outputs_at_each_phase_never_raise(lib_path, encoder, bad):
+    _seed(lib_path, encoder, [
+        Skill(description="Asked for the opposite of a word.", strategy="Use an antonym.", env="keyword"),
+        Skill(description="Answering with the antonym of a given word.", strategy="Think of the reverse.", env="keyword"),
+    ])  # fmt: skip
+    env = _make(lib_path)
+    obs, info = env.reset(seed=0, options={"task_id": "opposite/hot"})
+    obs, _, _, _, info = env.step(bad)  # select
+    assert info["action_valid"] is False and info["skill"]["query_valid"] is False
+    assert "Invalid query" in obs["observation"]
+    assert obs["phase"] == "rerank"  # the task text was used as the query
+    obs, _, _, _, info = env.step(bad)  # rerank
+    assert info["action_valid"] is False and info["skill"]["rank_valid"] is False
+    assert obs["phase"] == "act" and "similarity order" in obs["observation"]
+    obs, _, _, _, info = env.step(bad)  # act
+    assert info["action_valid"] is False and "Nothing happens" in obs["observation"]
+    obs, _, _, _, info = env.step("cold")
+    obs, _, term, _, info = env.step(bad)  # distill
+    assert term and info["action_valid"] is False
+    assert info["skill"]["admission"]["status"] == "rejected" and "invalid skill" in info["skill"]["admission"]["reason"]
+    obs, _, term, _, info = env.step("anything")  # after the end
+    assert term and "call reset()" in obs["observation"]
+    env.close()
+
+
+def test_similarity_mode_and_read_only_library(lib_path, encoder):
+    [sid] = _seed(lib_path, encoder, [Skill(description="Asked for the plural of a word.", strategy="Add s.", env="keyword")])
+    env = _make(lib_path, selection="similarity", read_only=True)
+    obs, info = env.reset(seed=0, options={"task_id": "plural/box"})
+    assert obs["phase"] == "act" and info["skill"]["chosen_id"] == sid and "Add s." in obs["skills"]
+    obs, reward, term, trunc, info = env.step("boxes")
+    assert term and reward == 1.0 and obs["phase"] == "act"  # no distill phase with a read-only library
+    env.close()
+    with SkillLibrary(lib_path) as lib:
+        assert lib.get(sid).utility == 0.5 and lib.get(sid).n_selected == 0  # frozen
+
+
+def test_static_skills_and_active_set(lib_path):
+    env = _make(lib_path, skills="static")
+    obs, info = env.reset(seed=0, options={"task_id": "plural/mouse"})
+    assert obs["phase"] == "act"
+    assert "### GENERAL SKILLS ###" in obs["skills"] and "mouse gives mice" in obs["skills"]
+    assert info["skill"]["static_files"] == ["general_skills", "plural"]
+    env.unwrapped.set_active_skills(["general_skills"])
+    obs, info = env.reset(seed=0, options={"task_id": "plural/mouse"})
+    assert "mice" not in obs["skills"] and info["skill"]["static_files"] == ["general_skills"]
+    env.unwrapped.set_active_skills([])
+    obs, _ = env.reset(seed=0)
+    assert obs["skills"] == ""
+    with pytest.raises(ValueError, match="unknown skill files"):
+        env.unwrapped.set_active_skills(["nope"])
+    env.close()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_vector_envs_share_one_library(tmp_path, encoder, mode):
+    path = str(tmp_path / "shared.sqlite")
+    SkillLibrary(path, encoder=encoder).close()
+    envs = gym.make_vec("SkillKeyword-v0", num_envs=3, vectorization_mode=mode, library=path, selection="similarity")
+    envs.reset(seed=[0, 1, 2], options={"task_id": "echo/apple"})
+    for action in (["apple"] * 3, [GOOD_SKILL.replace("opposite", f"echo {i}") for i in range(3)]):
+        obs, rewards, term, trunc, infos = envs.step(action)
+    assert term.all()
+    statuses = list(infos["skill"]["admission"]["status"])  # vector infos nest dicts key by key
+    assert statuses.count("added") >= 1 and set(statuses) <= {"added", "merged"}
+    envs.call("set_active_skills", ["general_skills"])
+    envs.close()
+    with SkillLibrary(path) as lib:
+        assert len(lib) >= 1 and all(s.env == "keyword" and s.source == "distilled" for s in lib.skills())
+
+
+def test_parsers():
+    assert parse_query("<query> a  b </query>") == ("a b", "")
+    assert parse_query("<think>x</think>")[0] is None
+    assert parse_rank("rank: 2 then 1", 2) == ([1, 0], "")
+    assert parse_rank("<rank>1,1,1</rank>", 3) == ([0, 1, 2], "")
+    assert parse_rank("<rank>0</rank>", 3)[0] is None
+    skill, _ = parse_skill('{"description_head": "When heating.", "action_lesson": "Use the microwave first.",'
+                           ' "navigation_lesson": "x", "task_success": true}')  # fmt: skip
+    assert skill.description == "When heating." and skill.strategy == "Action insight: Use the microwave first."
+    assert skill.claimed_success is True
+    assert parse_skill("{}")[0] is None and parse_skill("[1, 2]")[0] is None
+    assert parse_skill("{" * 100_000)[0] is None
+    assert ndcg([0, 1], [0.0, 0.0]) == 0.0
+
+
+def test_starter_skill_sets_load():
+    for env in ("alfworld", "keyword"):
+        skills = StaticSkillSet(starter_skills_dir(env))
+        assert "general_skills" in skills.files and len(skills.files) >= 4
+    alf = StaticSkillSet(starter_skills_dir("alfworld"))
+    for task_type in ("pick_and_place_simple", "pick_two_obj_and_place", "look_at_obj_in_light",
+                      "pick_clean_then_place_in_recep", "pick_heat_then_place_in_recep", "pick_cool_then_place_in_recep"):  # fmt: skip
+        assert len(alf.keys_for(task_type)) == 2
