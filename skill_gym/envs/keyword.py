@@ -66,7 +66,7 @@ class KeywordEnv(TextEnv):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        task_id = (options or {}).get("task_id")
+        task_id = self.take_pending_options(options).get("task_id")
         if task_id is None:
             self._task = self.tasks[int(self.np_random.integers(len(self.tasks)))]
         else:

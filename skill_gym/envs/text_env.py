@@ -101,6 +101,9 @@ class TextEnv(gym.Env[dict[str, str], str]):
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
     observation_keys: ClassVar[tuple[str, ...]] = ("observation", "task", "admissible_actions")
+    pending_options: dict[str, Any] | None = None
+    """Options merged into the next ``reset`` and then cleared: lets a vector env give each worker its
+    own task (``vec.set_attr("pending_options", [{"task_id": ...}, ...])``), which ``reset`` cannot."""
 
     def __init__(self, render_mode: str | None = None) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -109,6 +112,12 @@ class TextEnv(gym.Env[dict[str, str], str]):
         self.observation_space = spaces.Dict({key: text_space() for key in self.observation_keys})
         self.action_space = text_space(MAX_ACTION_CHARS)
         self._transcript: list[str] = []
+
+    def take_pending_options(self, options: dict[str, Any] | None) -> dict[str, Any]:
+        """``options`` updated with :attr:`pending_options` (per-env values win), which is then cleared."""
+        merged = {**(options or {}), **(self.pending_options or {})}
+        self.pending_options = None
+        return merged
 
     def _observe(self, action: str | None = None, **fields: object) -> dict[str, str]:
         """Build a sanitized observation dict and append it to the transcript."""

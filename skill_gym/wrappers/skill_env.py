@@ -114,6 +114,11 @@ class SkillEnv(TextEnv):
         self._episode = 0
         self._phase = "act"
 
+    @property
+    def task_ids(self) -> list[str]:
+        """The base env's task ids."""
+        return list(getattr(self.base, "task_ids", []))
+
     # -- resources -----------------------------------------------------------------------------
 
     @property
@@ -152,7 +157,7 @@ class SkillEnv(TextEnv):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
-        options = dict(options or {})
+        options = self.take_pending_options(options)
         self._policy_step = options.pop("policy_step", None)
         base_obs, base_info = self.base.reset(seed=seed, options=options or None)
         self._episode += 1

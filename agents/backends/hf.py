@@ -1,0 +1,136 @@
+"""The transformers backend: batched sampling from a (LoRA-adapted) causal LM, CPU or GPU.
+
+This module holds :func:`load_policy` (model + tokenizer, optional peft LoRA, resolved through
+:func:`skill_gym.assets.resolve_policy_model` so the default SmolLM2 works offline) and
+:class:`TransformersBackend`, which shares the trainer's model object: generation sees every
+update at once, no weight sync needed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from agents.backends.base import ChatPrompt, Generation, SamplingConfig
+from skill_gym.assets import resolve_policy_model
+
+__all__ = ["LoraSettings", "TransformersBackend", "load_policy"]
+
+
+@dataclasses.dataclass(frozen=True)
+class LoraSettings:
+    """peft LoRA settings (``rank=0`` trains the full model instead)."""
+
+    rank: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def load_policy(
+    model: str | None = None,
+    lora: LoraSettings | None = None,
+    dtype: str = "float32",
+    device: str = "cpu",
+) -> tuple[torch.nn.Module, Any]:
+    """Load ``(model, tokenizer)``; with ``lora`` wrap the model in a trainable peft adapter."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = resolve_policy_model(model)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    net = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype)).to(device)
+    if lora is not None and lora.rank > 0:
+        from peft import LoraConfig, get_peft_model
+
+        present = {name.rsplit(".", 1)[-1] for name, _ in net.named_modules()}
+        targets = [m for m in lora.target_modules if m in present] or "all-linear"
+        config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets)
+        net = get_peft_model(net, config)
+    return net, tokenizer
+
+
+class TransformersBackend:
+    """Batched ``model.generate`` with per-token log-probs of the sampled tokens.
+
+    Example:
+        >>> model, tok = load_policy()  # doctest: +SKIP
+        >>> TransformersBackend(model, tok).generate([[{"role": "user", "content": "Hi"}]],
+        ...                                          SamplingConfig(max_new_tokens=8))  # doctest: +SKIP
+    """
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, batch_size: int = 16) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+
+    def encode_prompt(self, prompt: ChatPrompt) -> list[int]:
+        """Token ids of a chat prompt with the generation prompt appended."""
+        ids = self.tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)
+        if isinstance(ids, dict) or hasattr(ids, "input_ids"):
+            ids = ids["input_ids"]
+        return list(ids)
+
+    @torch.no_grad()
+    def generate(self, prompts: Sequence[ChatPrompt], sampling: SamplingConfig) -> list[Generation]:
+        out: list[Generation] = []
+        for start in range(0, len(prompts), self.batch_size):
+            out += self._generate_batch([self.encode_prompt(p) for p in prompts[start : start + self.batch_size]], sampling)
+        return out
+
+    def _generate_batch(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[Generation]:
+        tok = self.tokenizer
+        device = next(self.model.parameters()).device
+        width = max(len(p) for p in prompt_ids)
+        input_ids = torch.full((len(prompt_ids), width), tok.pad_token_id, dtype=torch.long)
+        attention = torch.zeros_like(input_ids)
+        for i, ids in enumerate(prompt_ids):
+            input_ids[i, width - len(ids) :] = torch.tensor(ids)
+            attention[i, width - len(ids) :] = 1
+        generator_seed = sampling.seed
+        if generator_seed is not None:
+            torch.manual_seed(generator_seed)
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": sampling.max_new_tokens,
+            "do_sample": not sampling.greedy,
+            "pad_token_id": tok.pad_token_id,
+            "return_dict_in_generate": True,
+            "output_scores": True,
+        }
+        if not sampling.greedy:
+            kwargs.update(temperature=sampling.temperature, top_p=sampling.top_p)
+            kwargs["top_k"] = sampling.top_k if sampling.top_k > 0 else 0
+        if sampling.stop:
+            kwargs.update(stop_strings=list(sampling.stop), tokenizer=tok)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            result = self.model.generate(
+                input_ids=input_ids.to(device), attention_mask=attention.to(device), **kwargs
+            )
+        finally:
+            self.model.train(was_training)
+        sequences = result.sequences[:, width:].cpu()
+        scores = torch.stack(result.scores, dim=1).float().log_softmax(-1).cpu()  # (batch, steps, vocab)
+        generations = []
+        stop_ids = {tok.eos_token_id, tok.pad_token_id} - {None}
+        for i, ids in enumerate(prompt_ids):
+            response: list[int] = []
+            logprobs: list[float] = []
+            finish = "length"
+            for t, token in enumerate(sequences[i].tolist()):
+                response.append(token)
+                logprobs.append(float(scores[i, t, token]))
+                if token in stop_ids:
+                    finish = "stop"
+                    break
+            text = tok.decode(response, skip_special_tokens=True)
+            if sampling.stop and finish == "length" and any(s in text for s in sampling.stop):
+                finish = "stop"
+            generations.append(Generation(text, list(ids), response, logprobs, finish))
+        return generations

@@ -1,0 +1,90 @@
+"""``GRPOConfig``: every setting of a GRPO run, with its help text and default.
+
+Defaults follow REFERENCE.md (verl-agent / Skill1 / SKILL0); ``GRPOConfig.cpu_defaults()`` gives
+the small settings that make a run finish on a laptop CPU. The CLI exposes every field as a flag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = ["GRPOConfig"]
+
+
+def _field(default: Any, help: str) -> Any:
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+@dataclasses.dataclass
+class GRPOConfig:
+    """Settings of a multi-turn GRPO run (TRL ``GRPOConfig`` style: each field documented)."""
+
+    env_id: str = _field("SkillAlfworld-v0", "Gymnasium id of a skill_gym env.")
+    env_kwargs: dict[str, Any] = dataclasses.field(
+        default_factory=dict, metadata={"help": "Extra keyword arguments for gym.make (JSON on the CLI)."}
+    )
+    eval_env_kwargs: dict[str, Any] = dataclasses.field(
+        default_factory=dict, metadata={"help": "Overrides of env_kwargs for validation envs (e.g. another split)."}
+    )
+    model: str | None = _field(None, "Policy model: HF id or local path (default SmolLM2-135M-Instruct, offline).")
+    backend: Literal["transformers", "vllm"] = _field("transformers", "Rollout backend.")
+    device: str = _field("cpu", "Training device (cpu, cuda).")
+    dtype: Literal["float32", "bfloat16"] = _field("float32", "Parameter dtype (bfloat16 on GPU).")
+    lora_rank: int = _field(16, "LoRA rank; 0 trains the full model.")
+    lora_alpha: int = _field(32, "LoRA alpha.")
+    learning_rate: float = _field(1e-6, "AdamW learning rate (REFERENCE: 1e-6).")
+    weight_decay: float = _field(0.0, "AdamW weight decay.")
+    warmup_steps: int = _field(0, "Linear warm-up steps of the learning rate.")
+    total_steps: int = _field(150, "Policy updates in the run.")
+    tasks_per_step: int = _field(16, "Distinct tasks per update (ALFWorld: 16).")
+    group_size: int = _field(8, "Rollouts per task: the GRPO group (G).")
+    max_new_tokens: int = _field(512, "Token budget of one response.")
+    temperature: float = _field(1.0, "Sampling temperature of training rollouts.")
+    top_p: float = _field(1.0, "Nucleus sampling of training rollouts.")
+    val_temperature: float = _field(0.4, "Sampling temperature of validation (0 = greedy).")
+    history_length: int = _field(2, "Past steps shown in each prompt (verl-agent: 2).")
+    action_format: Literal["tagged", "plain", "search"] = _field("tagged", "Answer format of act turns.")
+    think: bool = _field(True, "Require <think> before <action> in tagged format.")
+    max_turns: int = _field(64, "Safety cap on policy turns per episode (phases included).")
+    reward_scale: float = _field(10.0, "Outcome reward on success (verl-agent: 10).")
+    invalid_penalty: float = _field(0.1, "Penalty per act turn with an invalid format or action.")
+    norm_adv_by_std: bool = _field(True, "Divide group-centred returns by the group std (GRPO); off = Dr.GRPO.")
+    clip_low: float = _field(0.2, "Lower clip of the importance ratio.")
+    clip_high: float = _field(0.2, "Upper clip of the importance ratio (0.28 for DAPO's clip-higher).")
+    kl_coef: float = _field(0.01, "Low-variance KL to the reference (base model; LoRA adapter disabled).")
+    entropy_coef: float = _field(0.001, "Entropy bonus.")
+    ppo_epochs: int = _field(1, "Passes over each batch of rollouts.")
+    mini_batch_size: int = _field(256, "Turns per optimizer step (gradient accumulation inside).")
+    micro_batch_size: int = _field(8, "Turns per forward/backward pass.")
+    max_grad_norm: float = _field(1.0, "Gradient clipping.")
+    seed: int = _field(0, "Seed of task sampling, generation and initialization.")
+    run_dir: str = _field("runs/grpo", "Run directory: config, metrics.jsonl, tensorboard, checkpoints.")
+    save_every: int = _field(10, "Checkpoint every N steps (and at the end).")
+    eval_every: int = _field(0, "Validate every N steps (0: never).")
+    eval_tasks: int = _field(0, "Tasks per validation (0: all of the eval env).")
+    keep_checkpoints: int = _field(2, "Checkpoints kept on disk.")
+    resume: bool = _field(False, "Continue from the latest checkpoint in run_dir.")
+    progress: bool = _field(True, "Show a progress bar.")
+    wandb_project: str | None = _field(None, "Also log to Weights & Biases (when installed and configured).")
+
+    @classmethod
+    def cpu_defaults(cls, **overrides: Any) -> GRPOConfig:
+        """Small settings for a CPU run with SmolLM2-135M (minutes, not hours)."""
+        small = dict(
+            total_steps=2, tasks_per_step=2, group_size=2, max_new_tokens=48, learning_rate=1e-5,
+            mini_batch_size=64, micro_batch_size=4, max_turns=12, env_kwargs={"max_steps": 4},
+        )  # fmt: skip
+        small.update(overrides)
+        return cls(**small)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> GRPOConfig:
+        data = json.loads(Path(path).read_text())
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

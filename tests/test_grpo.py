@@ -1,0 +1,149 @@
+"""GRPO: math against hand-computed values, masks, KL reference, learning sanity, exact resume."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from agents.grpo import GRPOConfig, GRPOTrainer, Sample, group_advantages, group_normalize, grpo_token_loss, low_var_kl
+from agents.grpo.loss import token_logprobs
+from agents.rollout import Episode, Turn
+from tests.tiny_policy import tiny_policy
+
+
+def _episode(group: int, won: bool, invalid: int = 0, turns: int = 3) -> Episode:
+    made = [
+        Turn("act", [1], [2], [0.0], "", "a", format_valid=i >= invalid, action_valid=True, reward=0.0)
+        for i in range(turns)
+    ]
+    return Episode(task_id="t", task_type="x", group=group, turns=made, won=won)
+
+
+def test_group_advantages_by_hand():
+    episodes = [_episode(0, True), _episode(0, False), _episode(0, False, invalid=2), _episode(1, True), _episode(1, True)]
+    returns = np.array([10.0, 0.0, -0.2])
+    expected0 = (returns - returns.mean()) / (returns.std() + 1e-6)
+    adv = group_advantages(episodes, reward_scale=10.0, invalid_penalty=0.1)
+    assert adv[:3] == pytest.approx(expected0)
+    assert adv[3:] == pytest.approx([0.0, 0.0])  # a group of equal returns teaches nothing
+    centred = group_advantages(episodes, use_std=False)
+    assert centred[:3] == pytest.approx(returns - returns.mean())
+    assert group_normalize([3.0], [0]).tolist() == [0.0]
+
+
+def test_token_loss_by_hand():
+    logp = torch.tensor([math.log(1.5), math.log(0.5), math.log(1.1), 0.0])
+    old = torch.zeros(4)
+    adv = torch.tensor([1.0, 1.0, -1.0, -2.0])
+    terms = grpo_token_loss(logp, old, adv, clip_low=0.2, clip_high=0.3)
+    # ratio 1.5, A=1 -> clipped at 1.3; ratio 0.5, A=1 -> min(0.5, 0.8)=0.5; ratio 1.1, A=-1 -> min(-1.1,-1.1); ratio 1, A=-2
+    assert terms.policy.tolist() == pytest.approx([-1.3, -0.5, 1.1, 2.0])
+    assert terms.clipped.tolist() == [True, False, False, False]
+    ref = torch.tensor([0.0, 0.0, 0.0, math.log(2.0)])
+    with_kl = grpo_token_loss(logp, old, adv, ref_logp=ref, entropy=torch.ones(4), kl_coef=0.5, entropy_coef=0.1)
+    kl = low_var_kl(logp, ref)
+    d = ref - logp
+    assert kl.tolist() == pytest.approx((torch.exp(d) - d - 1).tolist())
+    assert with_kl.loss.tolist() == pytest.approx((with_kl.policy + 0.5 * kl - 0.1).tolist())
+
+
+def test_token_logprobs_and_entropy():
+    logits = torch.tensor([[2.0, 0.0, -1.0]])
+    logp, ent = token_logprobs(logits, torch.tensor([1]), with_entropy=True)
+    p = torch.softmax(logits, -1)
+    assert logp.item() == pytest.approx(torch.log(p[0, 1]).item(), abs=1e-6)
+    assert ent.item() == pytest.approx(float(-(p * p.log()).sum()), abs=1e-6)
+
+
+def _tiny_trainer(tmp_path, **overrides) -> GRPOTrainer:
+    model, tokenizer = tiny_policy()
+    settings = dict(
+        env_id="Keyword-v0", env_kwargs={"task_types": ["opposite"]}, run_dir=str(tmp_path / "run"), lora_rank=0,
+        learning_rate=3e-2, total_steps=50, tasks_per_step=6, group_size=8, max_new_tokens=2,
+        action_format="plain", kl_coef=0.0, entropy_coef=0.0, mini_batch_size=512, micro_batch_size=128,
+        save_every=1000, progress=False, max_turns=4,
+    )  # fmt: skip
+    settings.update(overrides)
+    return GRPOTrainer(GRPOConfig(**settings), model=model, tokenizer=tokenizer)
+
+
+def test_masks_cover_only_response_tokens_and_padding_changes_nothing(tmp_path):
+    trainer = _tiny_trainer(tmp_path)
+    short = Sample(prompt_ids=[5, 6, 7], response_ids=[8, 9], advantage=1.0)
+    long = Sample(prompt_ids=[5, 6, 7, 10, 11, 12, 13], response_ids=[14], advantage=1.0)
+    with torch.no_grad():
+        logp, _, mask = trainer._logprobs([short, long])
+        alone, _, _ = trainer._logprobs([short])
+        logits = trainer.model(input_ids=torch.tensor([[5, 6, 7, 8, 9]])).logits[0]
+    assert mask.tolist() == [[1.0, 1.0], [0.0, 1.0]]  # prompt (env text) positions never count
+    manual = torch.log_softmax(logits, -1)
+    assert logp[0].tolist() == pytest.approx([manual[2, 8].item(), manual[3, 9].item()], abs=1e-5)
+    assert logp[0].tolist() == pytest.approx(alone[0].tolist(), abs=1e-5)  # left padding is invisible
+    trainer.close()
+
+
+def test_kl_reference_with_adapter_disabled_equals_separate_base(tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    base, tokenizer = tiny_policy(seed=3)
+    separate = copy.deepcopy(base)
+    peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)  # make the adapter matter
+    config = GRPOConfig(env_id="Keyword-v0", run_dir=str(tmp_path / "r"), kl_coef=0.1, progress=False,
+                        tasks_per_step=1, group_size=1, action_format="plain")  # fmt: skip
+    trainer = GRPOTrainer(config, model=peft_model, tokenizer=tokenizer)
+    batch = [Sample([5, 6, 7, 8], [9, 10, 11], 1.0), Sample([12, 13], [14, 15], -1.0)]
+    ref_disabled = trainer._reference_logprobs(batch)
+    with torch.no_grad():
+        ref_separate = trainer._logprobs(batch, model=separate)[0]
+        policy = trainer._logprobs(batch)[0]
+    assert torch.allclose(ref_disabled, ref_separate, atol=1e-5)
+    assert not torch.allclose(policy, ref_disabled)  # the adapter does change the policy
+    trainer.close()
+
+
+def _window(history, key, part):
+    values = [m[key] for m in history]
+    return float(np.mean(values[:10] if part == "first" else values[-10:]))
+
+
+@pytest.mark.slow
+def test_learning_sanity_reward_rises_and_not_with_zero_lr(tmp_path):
+    learner = _tiny_trainer(tmp_path / "a")
+    history = learner.train()
+    learner.close()
+    frozen = _tiny_trainer(tmp_path / "b", learning_rate=0.0)
+    still = frozen.train()
+    frozen.close()
+    assert _window(history, "reward/mean", "last") > _window(history, "reward/mean", "first") + 0.5
+    assert _window(history, "success/all", "last") >= 0.1
+    assert _window(history, "turns/invalid_action", "last") < 0.8
+    assert _window(still, "reward/mean", "last") == pytest.approx(_window(still, "reward/mean", "first"), abs=0.3)
+    assert _window(still, "success/all", "last") < 0.05
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
+    common = dict(total_steps=4, tasks_per_step=2, group_size=4, save_every=2, learning_rate=1e-2)
+    straight = _tiny_trainer(tmp_path / "straight", **common)
+    full = straight.train()
+    straight.close()
+    first = _tiny_trainer(tmp_path / "resumed", **{**common, "total_steps": 2})
+    first.train()
+    first.close()  # the process "dies" here; only the run directory survives
+    second = _tiny_trainer(tmp_path / "resumed", **common, resume=True)
+    assert second.step == 2
+    rest = second.train()
+    second.close()
+    keys = ["reward/mean", "success/all", "loss/total", "loss/grad_norm", "turns/response_tokens"]
+    for a, b in zip(full[2:], rest, strict=True):
+        assert {k: a[k] for k in keys} == pytest.approx({k: b[k] for k in keys}, abs=1e-6)
+    lines = (tmp_path / "resumed" / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 4
+    assert (tmp_path / "resumed" / "run" / "checkpoints" / "step_000004" / "optimizer.pt").is_file()
