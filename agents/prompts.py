@@ -89,7 +89,9 @@ class PromptBuilder:
         parts.append(f"Your task: {obs.get('task', '')}")
         recent = history[-self.history_length :] if self.history_length > 0 else []
         if recent:
-            lines = [f"[step {step - len(recent) + i + 1}] observation: {o}\naction: {a}" for i, (o, a) in enumerate(recent)]
+            lines = [
+                f"[step {step - len(recent) + i + 1}] observation: {o}\naction: {a}" for i, (o, a) in enumerate(recent)
+            ]
             parts.append(f"You have taken {step} step(s). The most recent ones:\n" + "\n".join(lines))
         observation = obs.get("observation", "")[-self.max_observation_chars :]
         parts.append(f"Now at step {step + 1}, you observe: {observation}")

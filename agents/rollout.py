@@ -133,7 +133,9 @@ def rollout(
     if not (pool.size == len(task_ids) == len(seeds)):
         raise ValueError(f"{pool.size} envs but {len(task_ids)} task ids and {len(seeds)} seeds")
     groups = list(groups) if groups is not None else list(range(pool.size))
-    options = [{"task_id": t, "policy_step": policy_step} if t is not None else {"policy_step": policy_step} for t in task_ids]
+    options = [
+        {"task_id": t, "policy_step": policy_step} if t is not None else {"policy_step": policy_step} for t in task_ids
+    ]
     stats = RolloutStats()
     t0 = time.perf_counter()
     first = pool.reset(options, [int(s) for s in seeds])

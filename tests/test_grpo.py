@@ -24,7 +24,13 @@ def _episode(group: int, won: bool, invalid: int = 0, turns: int = 3) -> Episode
 
 
 def test_group_advantages_by_hand():
-    episodes = [_episode(0, True), _episode(0, False), _episode(0, False, invalid=2), _episode(1, True), _episode(1, True)]
+    episodes = [
+        _episode(0, True),
+        _episode(0, False),
+        _episode(0, False, invalid=2),
+        _episode(1, True),
+        _episode(1, True),
+    ]
     returns = np.array([10.0, 0.0, -0.2])
     expected0 = (returns - returns.mean()) / (returns.std() + 1e-6)
     adv = group_advantages(episodes, reward_scale=10.0, invalid_penalty=0.1)

@@ -80,7 +80,9 @@ class TransformersBackend:
     def generate(self, prompts: Sequence[ChatPrompt], sampling: SamplingConfig) -> list[Generation]:
         out: list[Generation] = []
         for start in range(0, len(prompts), self.batch_size):
-            out += self._generate_batch([self.encode_prompt(p) for p in prompts[start : start + self.batch_size]], sampling)
+            out += self._generate_batch(
+                [self.encode_prompt(p) for p in prompts[start : start + self.batch_size]], sampling
+            )
         return out
 
     def _generate_batch(self, prompt_ids: list[list[int]], sampling: SamplingConfig) -> list[Generation]:
@@ -110,9 +112,7 @@ class TransformersBackend:
         was_training = self.model.training
         self.model.eval()
         try:
-            result = self.model.generate(
-                input_ids=input_ids.to(device), attention_mask=attention.to(device), **kwargs
-            )
+            result = self.model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device), **kwargs)
         finally:
             self.model.train(was_training)
         sequences = result.sequences[:, width:].cpu()

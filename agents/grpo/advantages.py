@@ -23,7 +23,9 @@ def episode_return(episode: Episode, reward_scale: float = 10.0, invalid_penalty
     return reward_scale * float(episode.won) - invalid_penalty * invalid
 
 
-def group_normalize(values: Sequence[float], groups: Sequence[int], use_std: bool = True, eps: float = 1e-6) -> np.ndarray:
+def group_normalize(
+    values: Sequence[float], groups: Sequence[int], use_std: bool = True, eps: float = 1e-6
+) -> np.ndarray:
     """Normalize ``values`` within each group: subtract the group mean, divide by its std (optional).
 
     >>> group_normalize([1.0, 0.0, 5.0, 5.0], [0, 0, 1, 1]).round(3).tolist()

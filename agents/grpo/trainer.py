@@ -208,7 +208,11 @@ class GRPOTrainer:
         self.model.train()
         n_mini = math.ceil(len(samples) / cfg.mini_batch_size)
         needs_old = cfg.ppo_epochs > 1 or n_mini > 1
-        old = [self._logprobs(batch)[0].detach() for batch in _chunks(samples, cfg.micro_batch_size)] if needs_old else None
+        old = (
+            [self._logprobs(batch)[0].detach() for batch in _chunks(samples, cfg.micro_batch_size)]
+            if needs_old
+            else None
+        )
         sums: dict[str, float] = defaultdict(float)
         total_tokens = 0
         grad_norms = []
