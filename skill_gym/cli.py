@@ -4,6 +4,9 @@ Subcommands:
 
 * ``skill-gym library [--library PATH] stats|search|add|import|export`` — inspect and edit a
   skill library file;
+* ``skill-gym train grpo --env ID --model PATH_OR_ID --backend transformers|vllm ...`` — train a
+  policy (every field of :class:`agents.grpo.GRPOConfig` is a flag; ``--preset cpu|paper``);
+* ``skill-gym serve`` — an OpenAI-compatible chat server (127.0.0.1) around the transformers policy;
 * ``skill-gym doctor`` — check the installation (assets, optional engines, the ``agents`` name);
 * ``skill-gym demo`` — the end-to-end demo that ``make demo`` runs.
 
@@ -84,6 +87,22 @@ def _parser() -> argparse.ArgumentParser:
     dump.add_argument("--env")
     dump.set_defaults(handler=_export)
 
+    train = commands.add_parser("train", help="train a policy with RL")
+    learners = train.add_subparsers(title="learners")
+    for name, (module, cls_name, help_text) in LEARNERS.items():
+        sub = learners.add_parser(name, help=help_text)
+        sub.add_argument("--preset", choices=["cpu", "paper"], default=None,
+                         help="cpu: small limits that finish on a laptop; paper: REFERENCE.md values "
+                              "(default: paper with CUDA, cpu without)")  # fmt: skip
+        _add_config_flags(sub, _config_class(module, cls_name))
+        sub.set_defaults(handler=_train, learner=name)
+
+    serve = commands.add_parser("serve", help="OpenAI-compatible chat server on 127.0.0.1 around the policy")
+    serve.add_argument("--model", default=None)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(handler=_serve)
+
     doctor = commands.add_parser("doctor", help="check the installation")
     doctor.set_defaults(handler=_doctor)
 
@@ -91,6 +110,81 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--workdir", default="runs/demo")
     demo.set_defaults(handler=_demo)
     return parser
+
+
+LEARNERS = {
+    "grpo": ("agents.grpo.config", "GRPOConfig", "multi-turn GRPO"),
+}
+
+
+def _config_class(module: str, name: str) -> type:
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+def _add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One flag per dataclass field (``env_id`` is also ``--env``); JSON for dicts and lists."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        flag = "--" + field.name.replace("_", "-")
+        names = [flag, "--env"] if field.name == "env_id" else [flag]
+        kind = hints[field.name]
+        origin = typing.get_origin(kind)
+        help_text = field.metadata.get("help", "")
+        if kind is bool:
+            parser.add_argument(*names, dest=field.name, action=argparse.BooleanOptionalAction, default=None,
+                                help=help_text)  # fmt: skip
+        elif origin in (dict, list) or kind in (dict, list):
+            parser.add_argument(*names, dest=field.name, type=json.loads, default=None, help=f"{help_text} (JSON)")
+        elif origin is typing.Literal:
+            parser.add_argument(*names, dest=field.name, choices=list(typing.get_args(kind)), default=None,
+                                help=help_text)  # fmt: skip
+        else:
+            args = [a for a in typing.get_args(kind) if a is not type(None)] or [kind]
+            parser.add_argument(*names, dest=field.name, type=args[0], default=None, help=help_text)
+
+
+def _train(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import torch
+
+    from skill_gym.doctor import agents_name_clash
+
+    clash = agents_name_clash()
+    if clash:
+        raise ValueError(clash)
+    module, cls_name, _ = LEARNERS[args.learner]
+    cls = _config_class(module, cls_name)
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name) is not None}
+    preset = args.preset or ("paper" if torch.cuda.is_available() else "cpu")
+    config = cls.cpu_defaults(**given) if preset == "cpu" else cls(**given)
+    trainer_module, trainer_name = TRAINERS[args.learner]
+    trainer = _config_class(trainer_module, trainer_name)(config)
+    try:
+        history = trainer.train()
+    finally:
+        trainer.close()
+    last = history[-1] if history else {}
+    print(json.dumps({k: v for k, v in last.items() if not k.startswith("perf/")}, indent=2))
+    print(f"run directory: {config.run_dir}")
+    return 0
+
+
+TRAINERS = {
+    "grpo": ("agents.grpo.trainer", "GRPOTrainer"),
+}
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from agents.serve import main as serve_main
+
+    serve_main(args.model, args.host, args.port)
+    return 0
 
 
 def _open(args: argparse.Namespace, must_exist: bool = True) -> SkillLibrary:
