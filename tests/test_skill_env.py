@@ -8,7 +8,7 @@ import gymnasium as gym
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import skill_gym  # noqa: F401  (registers the ids)
+import skill_gym
 from skill_gym.library import Skill, SkillLibrary
 from skill_gym.wrappers import StaticSkillSet, ndcg, starter_skills_dir
 from skill_gym.wrappers.parsing import parse_query, parse_rank, parse_skill
@@ -147,7 +147,7 @@ def test_static_skills_and_active_set(lib_path):
 def test_vector_envs_share_one_library(tmp_path, encoder, mode):
     path = str(tmp_path / "shared.sqlite")
     SkillLibrary(path, encoder=encoder).close()
-    envs = gym.make_vec("SkillKeyword-v0", num_envs=3, vectorization_mode=mode, library=path, selection="similarity")
+    envs = skill_gym.make_vec("SkillKeyword-v0", num_envs=3, vectorization_mode=mode, library=path, selection="similarity")
     envs.reset(seed=[0, 1, 2], options={"task_id": "echo/apple"})
     for action in (["apple"] * 3, [GOOD_SKILL.replace("opposite", f"echo {i}") for i in range(3)]):
         obs, rewards, term, trunc, infos = envs.step(action)

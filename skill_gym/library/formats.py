@@ -420,7 +420,9 @@ def _read_json(path: Path) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
-        raise SkillValidationError(f"{path}: invalid JSON at line {error.lineno} column {error.colno}: {error.msg}") from None
+        raise SkillValidationError(
+            f"{path}: invalid JSON at line {error.lineno} column {error.colno}: {error.msg}"
+        ) from None
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -331,7 +331,9 @@ class SkillLibrary:
         return Admission("added", skill.id, "", evicted)
 
     def _near_duplicate(self, skill: Skill, vector: np.ndarray) -> Skill | None:
-        same_text = self.store.select("WHERE env = ? AND strategy_key = ? LIMIT 1", (skill.env, strategy_key(skill.strategy)))
+        same_text = self.store.select(
+            "WHERE env = ? AND strategy_key = ? LIMIT 1", (skill.env, strategy_key(skill.strategy))
+        )
         if same_text:
             return same_text[0][1]
         for label, sim in self.search(vector, 1, env=skill.env):
@@ -356,7 +358,11 @@ class SkillLibrary:
         ids = list(skill_ids)
         with self.store.transaction() as db:
             seq = self.store.bump_seq(db)
-            labels = [label for label, _ in self.store.select(f"WHERE id IN ({','.join('?' * len(ids))})", ids)] if ids else []
+            labels = (
+                [label for label, _ in self.store.select(f"WHERE id IN ({','.join('?' * len(ids))})", ids)]
+                if ids
+                else []
+            )
             self.store.delete(db, labels, seq)
         self._catch_up()
         return len(labels)

@@ -19,6 +19,7 @@ action and shown in ``obs["phase"]``:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from collections import OrderedDict
@@ -168,21 +169,23 @@ class SkillEnv(TextEnv):
         self._chosen: list[Retrieved] = []
         self._skill_text = ""
         self._distill_attempted = False
-        self._track: dict[str, Any] = {
+        self._track: dict[str, Any] = {  # type-stable values, so vector envs can batch them
             "phase": "",
-            "query": None,
-            "query_valid": None,
+            "query": "",
+            "query_valid": True,
             "retrieved_ids": [],
             "similarities": [],
             "scores": [],
             "utilities": [],
-            "rank": None,
-            "rank_valid": None,
-            "ndcg": None,
-            "chosen_id": None,
+            "rank": [],
+            "rank_valid": True,
+            "reranked": False,
+            "ndcg": 0.0,
+            "chosen_id": "",
             "u_hat": 0.0,
-            "distill_reward": None,
-            "admission": None,
+            "base_done": False,
+            "distill_reward": 0.0,
+            "admission": {"status": "", "skill_id": "", "reason": "", "evicted": []},
             "static_files": [],
         }
         cfg = self.config
@@ -237,6 +240,7 @@ class SkillEnv(TextEnv):
             order = list(range(len(self._candidates)))  # similarity order
         self._track["rank"] = [self._candidates[i].skill.id for i in order]
         self._track["ndcg"] = ndcg(order, [c.skill.utility for c in self._candidates])
+        self._track["reranked"] = True
         self._choose(order)
         note = f"Invalid ranking ({problem}); the similarity order was used instead.\n" if problem else ""
         obs, info = self._enter_act(note=note, action=action)
@@ -264,16 +268,23 @@ class SkillEnv(TextEnv):
         parsed, problem = parse_skill(action)
         admission: dict[str, Any]
         if parsed is None:
-            admission = {"status": "rejected", "skill_id": None, "reason": f"invalid skill: {problem}", "evicted": []}
+            admission = {"status": "rejected", "skill_id": "", "reason": f"invalid skill: {problem}", "evicted": []}
         elif self.config.admit_on == "success" and not success:
-            admission = {"status": "rejected", "skill_id": None, "reason": "not admitted: the episode failed"}
+            admission = {
+                "status": "rejected",
+                "skill_id": "",
+                "reason": "not admitted: the episode failed",
+                "evicted": [],
+            }
         else:
             skill = self._skill_from(parsed)
             result = self.library.admit(skill) if skill is not None else None
-            admission = (
-                dataclasses.asdict(result) if result is not None
-                else {"status": "rejected", "skill_id": None, "reason": "invalid skill: text over the size limits"}
-            )  # fmt: skip
+            if result is None:
+                admission = {"status": "rejected", "skill_id": "", "reason": "invalid skill: over the size limits",
+                             "evicted": []}  # fmt: skip
+            else:
+                admission = {"status": result.status, "skill_id": result.skill_id or "", "reason": result.reason,
+                             "evicted": list(result.evicted)}  # fmt: skip
         self._track["admission"] = admission
         self._phase = "done"
         text = f"Skill {admission['status']}" + (f": {admission['reason']}" if admission.get("reason") else ".")
@@ -309,7 +320,7 @@ class SkillEnv(TextEnv):
     def _choose(self, order: list[int]) -> None:
         ranked = [self._candidates[i] for i in order]
         self._chosen = ranked[:1] if self.config.inject == "top1" else ranked
-        self._track["chosen_id"] = self._chosen[0].skill.id if self._chosen else None
+        self._track["chosen_id"] = self._chosen[0].skill.id if self._chosen else ""
         if self._chosen:
             lines = [f"[{n}] {c.skill.render()}" for n, c in enumerate(self._chosen, start=1)]
             self._skill_text = (
@@ -329,6 +340,7 @@ class SkillEnv(TextEnv):
         """EMA utilities for every retrieved skill, selection counters, the distill reward."""
         reward = 1.0 if success else 0.0
         self._track["distill_reward"] = reward - float(self._track["u_hat"])
+        self._track["base_done"] = True
         if self.config.skills == "library" and self._candidates and not self.config.read_only:
             self.library.update_utilities([c.skill.id for c in self._candidates], reward, self.config.alpha)
             if self._chosen:
@@ -406,7 +418,7 @@ class SkillEnv(TextEnv):
         if action_valid is not None:
             info["action_valid"] = action_valid
         self._track["phase"] = self._phase
-        info["skill"] = {**self._track, "mode": f"{self.config.skills}/{self.config.selection}"}
+        info["skill"] = {**copy.deepcopy(self._track), "mode": f"{self.config.skills}/{self.config.selection}"}
         return info
 
 
