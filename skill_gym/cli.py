@@ -114,6 +114,7 @@ def _parser() -> argparse.ArgumentParser:
 
 LEARNERS = {
     "grpo": ("agents.grpo.config", "GRPOConfig", "multi-turn GRPO"),
+    "skill1": ("agents.skill1.config", "Skill1Config", "Skill1: select, use and distill skills with one policy"),
 }
 
 
@@ -177,6 +178,7 @@ def _train(args: argparse.Namespace) -> int:
 
 TRAINERS = {
     "grpo": ("agents.grpo.trainer", "GRPOTrainer"),
+    "skill1": ("agents.skill1.trainer", "Skill1Trainer"),
 }
 
 

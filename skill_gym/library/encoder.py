@@ -10,6 +10,7 @@ This module holds:
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
@@ -19,6 +20,9 @@ import numpy as np
 from skill_gym.assets import DEFAULT_ENCODER, resolve_encoder
 
 __all__ = ["Encoder", "SentenceEncoder", "normalize_rows"]
+
+_SHARED: dict[str, SentenceEncoder] = {}
+_SHARED_LOCK = threading.Lock()
 
 
 @runtime_checkable
@@ -65,6 +69,15 @@ class SentenceEncoder:
         self.batch_size = batch_size
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
+
+    @classmethod
+    def shared(cls, model: str | None = None) -> SentenceEncoder:
+        """One encoder per model per process (envs and libraries of one process share it)."""
+        key = model or DEFAULT_ENCODER
+        with _SHARED_LOCK:
+            if key not in _SHARED:
+                _SHARED[key] = cls(model)
+            return _SHARED[key]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Encode ``texts`` in batches; repeated texts are served from the LRU cache."""

@@ -114,9 +114,9 @@ class SkillLibrary:
 
     @property
     def encoder(self) -> Encoder:
-        """The encoder (a sentence-transformers model is loaded on first use)."""
+        """The encoder: loaded on first use, and shared by every library of the process that names it."""
         if self._encoder is None:
-            self._encoder = SentenceEncoder(self._encoder_name)
+            self._encoder = SentenceEncoder.shared(self._encoder_name)
         return self._encoder
 
     def _open_index(self) -> VectorIndex:

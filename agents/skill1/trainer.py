@@ -1,0 +1,99 @@
+"""The Skill1 learner: GRPO where one policy also selects, ranks and distills skills.
+
+This module holds :class:`Skill1Trainer`. Each rollout on a ``Skill*`` env runs the phases
+``select → rerank → act → distill`` with the same policy; the env retrieves from and admits into
+the run's library (``<run_dir>/library.sqlite``), updates utilities by EMA, and reports NDCG, Û and
+``r − Û`` in ``info["skill"]``. The trainer turns those into per-phase advantages
+(:func:`agents.skill1.advantages.skill1_turn_advantages`), logs library metrics, and evaluates
+greedily (no UCB, no distillation) on a frozen library. The library snapshot travels with every
+checkpoint (see :class:`agents.grpo.GRPOTrainer`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from agents.grpo.trainer import GRPOTrainer
+from agents.rollout import Episode
+from agents.skill1.advantages import skill1_turn_advantages
+from agents.skill1.config import Skill1Config
+
+__all__ = ["Skill1Trainer"]
+
+
+class Skill1Trainer(GRPOTrainer):
+    """Skill1 on any ``Skill*`` env (ALFWorld now).
+
+    Example:
+        >>> trainer = Skill1Trainer(Skill1Config.cpu_defaults(env_id="SkillAlfworld-v0"))  # doctest: +SKIP
+        >>> trainer.train()  # doctest: +SKIP
+    """
+
+    config: Skill1Config
+
+    def __init__(self, config: Skill1Config, **kwargs: Any) -> None:
+        if not config.env_id.startswith("Skill"):
+            raise ValueError(f"Skill1 needs a skill env (Skill*-v0), got {config.env_id!r}")
+        config.env_kwargs = {**config.skill_env_kwargs(training=True), **config.env_kwargs}
+        config.eval_env_kwargs = {**config.skill_env_kwargs(training=False), **config.eval_env_kwargs}
+        super().__init__(config, **kwargs)
+
+    def turn_advantages(self, episodes: Sequence[Episode]) -> list[list[float]]:
+        cfg = self.config
+        return skill1_turn_advantages(
+            episodes,
+            lambda_rerank=cfg.lambda_rerank,
+            lambda_distill=cfg.lambda_distill,
+            reward_scale=cfg.reward_scale,
+            invalid_penalty=cfg.invalid_penalty,
+            use_std=cfg.norm_adv_by_std,
+            rerank_baseline=cfg.rerank_baseline,
+            phase_invalid_penalty=cfg.phase_invalid_penalty,
+        )
+
+    def episode_metrics(self, episodes: Sequence[Episode]) -> dict[str, float]:
+        out = super().episode_metrics(episodes)
+        skills = [e.skill for e in episodes]
+        statuses = Counter(s.get("admission", {}).get("status", "") for s in skills)
+        reranked = [s["ndcg"] for s in skills if s.get("reranked")]
+        library = self.envs[0].unwrapped.library if self.config.selection != "none" else None
+        precise = []
+        for episode, info in zip(episodes, skills, strict=True):
+            chosen = info.get("chosen_id")
+            skill = library.get(chosen) if (library is not None and chosen) else None
+            if skill is not None:
+                precise.append(skill.task_type == episode.task_type)
+        tokens: Counter[str] = Counter()
+        for e in episodes:
+            for t in e.turns:
+                tokens[t.phase] += len(t.response_ids)
+        out.update(
+            {
+                "library/size": float(len(library)) if library is not None else 0.0,
+                "library/added": float(statuses.get("added", 0)),
+                "library/merged": float(statuses.get("merged", 0)),
+                "library/rejected": float(statuses.get("rejected", 0)),
+                "library/evicted": float(sum(len(s.get("admission", {}).get("evicted", [])) for s in skills)),
+                "skill/u_hat": float(np.mean([s.get("u_hat", 0.0) for s in skills])) if skills else 0.0,
+                "skill/retrieved": float(np.mean([len(s.get("retrieved_ids", [])) for s in skills])) if skills else 0.0,
+                "skill/rerank_ndcg": float(np.mean(reranked)) if reranked else 0.0,
+                "skill/selection_precision": float(np.mean(precise)) if precise else 0.0,
+                "skill/distill_reward": float(np.mean([s.get("distill_reward", 0.0) for s in skills]))
+                if skills
+                else 0.0,
+                "skill/invalid_query": _invalid_rate(episodes, "select"),
+                "skill/invalid_rank": _invalid_rate(episodes, "rerank"),
+                "skill/invalid_skill": _invalid_rate(episodes, "distill"),
+            }
+        )
+        out.update({f"tokens/{phase}": float(n) for phase, n in sorted(tokens.items())})
+        return out
+
+
+def _invalid_rate(episodes: Sequence[Episode], phase: str) -> float:
+    turns = [t for e in episodes for t in e.turns if t.phase == phase]
+    return float(np.mean([not (t.format_valid and t.action_valid) for t in turns])) if turns else 0.0
