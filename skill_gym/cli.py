@@ -115,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
 LEARNERS = {
     "grpo": ("agents.grpo.config", "GRPOConfig", "multi-turn GRPO"),
     "skill1": ("agents.skill1.config", "Skill1Config", "Skill1: select, use and distill skills with one policy"),
+    "skill0": ("agents.skill0.config", "Skill0Config", "SKILL0: in-context skills withdrawn by a curriculum"),
 }
 
 
@@ -179,6 +180,7 @@ def _train(args: argparse.Namespace) -> int:
 TRAINERS = {
     "grpo": ("agents.grpo.trainer", "GRPOTrainer"),
     "skill1": ("agents.skill1.trainer", "Skill1Trainer"),
+    "skill0": ("agents.skill0.trainer", "Skill0Trainer"),
 }
 
 

@@ -1,0 +1,34 @@
+"""``Skill0Config``: GRPO settings plus SKILL0's skill files, curriculum and baselines (REFERENCE.md)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+from agents.grpo.config import GRPOConfig
+
+__all__ = ["Skill0Config"]
+
+
+def _field(default: Any, help: str) -> Any:
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+@dataclasses.dataclass
+class Skill0Config(GRPOConfig):
+    """In-context skills withdrawn by a helpfulness-driven curriculum (SKILL0)."""
+
+    run_dir: str = _field("runs/skill0", "Run directory.")
+    total_steps: int = _field(180, "Policy updates (SKILL0: 180).")
+    kl_coef: float = _field(0.0, "SKILL0 trains without a KL term.")
+    entropy_coef: float = _field(0.001, "Entropy bonus (SKILL0: 0.001).")
+    mode: Literal["curriculum", "full", "none"] = _field(
+        "curriculum", "curriculum: SKILL0; full: every skill file always (the text-skill baseline); none: plain GRPO."
+    )
+    static_dir: str | None = _field(None, "Skill-file folder (default: the starter set shipped for the env).")
+    budget_schedule: list[int] = dataclasses.field(
+        default_factory=lambda: [6, 3, 0],
+        metadata={"help": "Skill-file budget per phase of the run (ALFWorld [6,3,0]; Search [5,3,0]). JSON."},
+    )
+    test_freq: int = _field(10, "Validate with and without skills, and update the curriculum, every N steps.")
+    validation_tasks: int = _field(0, "Tasks per validation condition (0: all of the eval split).")

@@ -1,0 +1,140 @@
+"""The SKILL0 learner: GRPO with skill files in context, withdrawn by a curriculum until none are needed.
+
+This module holds :class:`Skill0Trainer`. Rollouts run on a ``Skill*`` env in static-skill mode:
+the general file and the task's file are in the prompt when active. Before training and every
+``test_freq`` steps the trainer validates with the active files and with none, computes per-task
+and per-file Δ, and (``mode="curriculum"``) keeps the general file plus the most helpful files
+within the phase's budget (:mod:`agents.skill0.curriculum`). Evaluation uses no skills. The
+curriculum state is part of every checkpoint. ``mode="full"`` (all files, always) and
+``mode="none"`` (no files) are the paper's baselines from the same code.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from agents.backends.base import SamplingConfig
+from agents.grpo.trainer import GRPOTrainer
+from agents.rollout import Episode, rollout
+from agents.skill0.config import Skill0Config
+from agents.skill0.curriculum import Curriculum
+
+__all__ = ["Skill0Trainer"]
+
+
+class Skill0Trainer(GRPOTrainer):
+    """SKILL0 on any ``Skill*`` env with skill files (ALFWorld's starter set by default)."""
+
+    config: Skill0Config
+
+    def __init__(self, config: Skill0Config, **kwargs: Any) -> None:
+        if not config.env_id.startswith("Skill"):
+            raise ValueError(f"SKILL0 needs a skill env (Skill*-v0), got {config.env_id!r}")
+        static = {"skills": "static", "selection": "none", "distillation": "none"}
+        if config.static_dir:
+            static["static_dir"] = config.static_dir
+        config.env_kwargs = {**static, **config.env_kwargs}
+        config.eval_env_kwargs = {**static, **config.eval_env_kwargs}
+        self.curriculum: Curriculum | None = None
+        super().__init__(config, **kwargs)
+        skills = self.envs[0].unwrapped.static_skills
+        self.files = sorted(skills.files)
+        if self.curriculum is None:  # not restored from a checkpoint
+            start = [] if config.mode == "none" else list(self.files)
+            self.curriculum = Curriculum(list(config.budget_schedule), config.total_steps, config.test_freq, start)
+        self._apply(self.curriculum.active)
+
+    # -- curriculum ----------------------------------------------------------------------------
+
+    def _apply(self, active: Sequence[str]) -> None:
+        for env in self.envs:
+            env.unwrapped.set_active_skills(list(active))
+
+    def _mapping(self, task_types: Sequence[str]) -> dict[str, str]:
+        """Task type → skill file, for the task types that have a file."""
+        skills = self.envs[0].unwrapped.static_skills
+        return {t: f for t in task_types if (f := skills.file_for(t)) is not None}
+
+    def validate(self, active: Sequence[str]) -> tuple[dict[str, float], float, float]:
+        """Success per task type, overall success and mean prompt tokens, with ``active`` files in context."""
+        cfg = self.config
+        kwargs = {**self.env_kwargs, **cfg.eval_env_kwargs}
+        probe = gym.make(cfg.env_id, **kwargs)
+        tasks = list(probe.unwrapped.task_ids)
+        probe.close()
+        tasks = tasks[: cfg.validation_tasks or len(tasks)]
+        envs = [gym.make(cfg.env_id, **kwargs) for _ in tasks]
+        for env in envs:
+            env.unwrapped.set_active_skills(list(active))
+        sampling = SamplingConfig(max_new_tokens=cfg.max_new_tokens, temperature=cfg.val_temperature, seed=cfg.seed)
+        episodes, stats = rollout(envs, self.backend, self.builder, tasks, list(range(len(tasks))), sampling,
+                                  policy_step=self.step, max_turns=cfg.max_turns)  # fmt: skip
+        for env in envs:
+            env.close()
+        by_type: dict[str, list[bool]] = defaultdict(list)
+        for e in episodes:
+            by_type[e.task_type].append(e.won)
+        n_turns = sum(len(e.turns) for e in episodes)
+        per_type = {t: float(np.mean(v)) for t, v in sorted(by_type.items())}
+        overall = float(np.mean([e.won for e in episodes])) if episodes else 0.0
+        return per_type, overall, stats.prompt_tokens / max(n_turns, 1)
+
+    def curriculum_step(self) -> dict[str, Any]:
+        """Validate with and without skills; in curriculum mode choose the next active set."""
+        assert self.curriculum is not None
+        with_skills, success_with, tokens_with = self.validate(self.curriculum.active)
+        without, success_without, tokens_without = self.validate([])
+        metrics: dict[str, Any] = {
+            "val/success_with_skills": success_with,
+            "val/success_without_skills": success_without,
+            "val/prompt_tokens_with_skills": tokens_with,
+            "val/prompt_tokens_without_skills": tokens_without,
+        }
+        for task_type in with_skills:
+            metrics[f"val/with/{task_type}"] = with_skills[task_type]
+            metrics[f"val/without/{task_type}"] = without.get(task_type, 0.0)
+            metrics[f"val/delta/{task_type}"] = with_skills[task_type] - without.get(task_type, 0.0)
+        if self.config.mode == "curriculum":
+            decision = self.curriculum.update(self.step, with_skills, without, self._mapping(list(with_skills)))
+            self._apply(self.curriculum.active)
+            metrics.update({f"curriculum/delta/{f}": d for f, d in decision["file_deltas"].items()})
+            metrics["curriculum/budget"] = decision["budget"]
+        metrics["curriculum/active"] = ",".join(self.curriculum.active)
+        metrics["curriculum/active_files"] = len(self.curriculum.active)
+        return metrics
+
+    # -- hooks ---------------------------------------------------------------------------------
+
+    def train(self) -> list[dict[str, Any]]:
+        if self.step == 0 and self.config.mode == "curriculum" and not self.curriculum.decisions:
+            self.log({"step": 0, **self.curriculum_step()})
+        return super().train()
+
+    def on_step_end(self, episodes: Sequence[Episode]) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "curriculum/active_files": len(self.curriculum.active),
+            "tokens/prompt_per_turn": float(np.mean([len(t.prompt_ids) for e in episodes for t in e.turns] or [0])),
+        }
+        if self.config.test_freq and self.step % self.config.test_freq == 0:
+            out.update(self.curriculum_step())
+        return out
+
+    def evaluate(self, n_tasks: int | None = None) -> dict[str, float]:
+        """Evaluation as in SKILL0: no skills in context."""
+        per_type, overall, tokens = self.validate([])
+        return {"success/all": overall, "prompt_tokens": tokens, **{f"success/{t}": v for t, v in per_type.items()}}
+
+    def extra_state(self, directory: Path) -> dict[str, Any]:
+        return {"curriculum": self.curriculum.state()}
+
+    def load_extra_state(self, directory: Path, state: dict[str, Any]) -> None:
+        if "curriculum" in state:
+            self.curriculum = Curriculum.from_state(state["curriculum"])
+            if hasattr(self, "files"):
+                self._apply(self.curriculum.active)
