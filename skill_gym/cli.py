@@ -108,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the end-to-end demo on the embedded defaults")
     demo.add_argument("--workdir", default="runs/demo")
+    demo.add_argument("--no-train", action="store_true", help="skip the one-step Skill1 training run")
     demo.set_defaults(handler=_demo)
     return parser
 
@@ -260,7 +261,7 @@ def _doctor(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from skill_gym.demo import run_demo
 
-    return run_demo(Path(args.workdir))
+    return run_demo(Path(args.workdir), train=not args.no_train)
 
 
 if __name__ == "__main__":
