@@ -11,11 +11,15 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["GRPOConfig"]
+__all__ = ["GRPOConfig", "config_field"]
 
 
-def _field(default: Any, help: str) -> Any:
+def config_field(default: Any, help: str) -> Any:
+    """A dataclass field with its CLI help text."""
     return dataclasses.field(default=default, metadata={"help": help})
+
+
+_field = config_field
 
 
 @dataclasses.dataclass

@@ -10,12 +10,9 @@ import dataclasses
 from typing import Any, Literal
 
 from agents.grpo.config import GRPOConfig
+from agents.grpo.config import config_field as _field
 
 __all__ = ["Skill1Config"]
-
-
-def _field(default: Any, help: str) -> Any:
-    return dataclasses.field(default=default, metadata={"help": help})
 
 
 @dataclasses.dataclass
