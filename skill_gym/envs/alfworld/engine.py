@@ -30,6 +30,7 @@ __all__ = ["ENGINE_POOL", "EnginePool", "GameEngine", "StepResult"]
 _TRANSLATIONS: OrderedDict[str, Any] = OrderedDict()
 _TRANSLATIONS_MAX = 32  # translated games kept in memory (a big kitchen takes a few MB)
 _translate_lock = threading.Lock()
+_FREE_LIBS: list[Any] = []  # fast-downward library copies of closed engines, cleaned up and ready for reuse
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,29 @@ def _reused_translation() -> Iterator[None]:
             yield
         finally:
             fast_downward.pddl2sas = translate
+
+
+@contextlib.contextmanager
+def _recycled_downward_lib() -> Iterator[None]:
+    """Hand a new ``PddlEnv`` the library copy of a closed engine instead of loading (and leaking) a new one.
+
+    textworld's ``PddlEnv`` loads a private copy of ``libdownward.so`` per instance and fast-downward's
+    ``close_lib`` ``dlclose``-s it; after a few such unloads a later load or the interpreter's exit crashes
+    (SIGSEGV). Recycling keeps at most as many copies as engines ever alive at once and never unloads one.
+    """
+    import fast_downward
+
+    load = fast_downward.load_lib
+
+    def recycled() -> Any:
+        return _FREE_LIBS.pop() if _FREE_LIBS else load()
+
+    with _translate_lock:
+        fast_downward.load_lib = recycled
+        try:
+            yield
+        finally:
+            fast_downward.load_lib = load
 
 
 class _StaticCommandText:
@@ -112,7 +136,8 @@ class GameEngine:
         self.key = key
         data = {k: game[k] for k in ("pddl_domain", "grammar", "pddl_problem")}
         infos = textworld.EnvInfos(admissible_commands=True, won=True, facts=facts)
-        self._env = AlfredDemangler(PddlEnv(infos), shuffle=False)
+        with _recycled_downward_lib():
+            self._env = AlfredDemangler(PddlEnv(infos), shuffle=False)
         with _reused_translation():
             self._env.load(data)
         self._pddl = self._env.unwrapped
@@ -155,12 +180,12 @@ class GameEngine:
             return list(self._pddl._pddl_state.replan(self._pddl._entity_infos))
 
     def close(self) -> None:
-        """Unload the engine's private copy of fast-downward's library."""
-        import fast_downward
-
+        """Release the engine's copy of fast-downward's library for the next engine (never unloaded)."""
         lib, self._pddl.downward_lib = getattr(self._pddl, "downward_lib", None), None
         if lib is not None:
-            fast_downward.close_lib(lib)
+            with _translate_lock:
+                lib.cleanup()
+                _FREE_LIBS.append(lib)
 
 
 class EnginePool:

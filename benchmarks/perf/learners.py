@@ -1,0 +1,158 @@
+"""Step cost of the learners on one setting: GRPO vs Skill1, and SKILL0 with full skills vs none.
+
+Skill1 reports 1.3–1.7× the step time of GRPO on GPU (REFERENCE.md); SKILL0's point is that the
+context cost of skills goes away once the curriculum has withdrawn them. This script trains each
+learner for a few steps on ``SkillAlfworld-v0`` with the same model, seeds and limits, alternating
+the learners step by step so machine noise hits all of them alike, and reports per step: wall
+time, generation time, prompt (context) and response tokens, turns — and the ratios.
+
+    python -m benchmarks.perf.learners [--steps 2] [--model PATH_OR_ID] [--out benchmarks/results/learners.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+@dataclasses.dataclass
+class Args:
+    steps: int = 2
+    """Training steps per learner (after one warm-up step)."""
+    model: str | None = None
+    """Policy model (default SmolLM2-135M-Instruct from the offline package)."""
+    tasks_per_step: int = 2
+    group_size: int = 2
+    max_new_tokens: int = 32
+    max_steps: int = 4
+    """ALFWorld act steps per episode."""
+    threads: int = 2
+    out: str = "benchmarks/results/learners.json"
+
+
+def _trainers(args: Args, root: Path) -> dict[str, Any]:
+    from agents.grpo import GRPOConfig, GRPOTrainer
+    from agents.skill0 import Skill0Config, Skill0Trainer
+    from agents.skill1 import Skill1Config, Skill1Trainer
+    from skill_gym.library import SkillLibrary, load_skills
+    from skill_gym.wrappers import starter_skills_dir
+
+    common = dict(
+        env_id="SkillAlfworld-v0", model=args.model, total_steps=10_000, tasks_per_step=args.tasks_per_step,
+        group_size=args.group_size, max_new_tokens=args.max_new_tokens, micro_batch_size=4, mini_batch_size=256,
+        max_turns=args.max_steps + 4, learning_rate=1e-5, progress=False, save_every=10_000, seed=0,
+    )  # fmt: skip
+    env = {"max_steps": args.max_steps}
+    library = root / "skill1" / "library.sqlite"
+    library.parent.mkdir(parents=True)
+    with SkillLibrary(library) as lib:  # a library mid-training: the starter skills
+        lib.add(load_skills(starter_skills_dir("alfworld"), env="alfworld"))
+    base = {"selection": "none", "distillation": "none"}
+    return {
+        "grpo": GRPOTrainer(GRPOConfig(run_dir=str(root / "grpo"), env_kwargs={**env, **base}, **common)),
+        "skill1": Skill1Trainer(Skill1Config(run_dir=str(root / "skill1"), env_kwargs=env, top_k=3, **common)),
+        "skill0_full": Skill0Trainer(
+            Skill0Config(
+                run_dir=str(root / "s0full"),
+                env_kwargs=dict(env),
+                mode="full",
+                test_freq=0,
+                **{**common, "kl_coef": 0.01},
+            )
+        ),
+        "skill0_empty": Skill0Trainer(
+            Skill0Config(
+                run_dir=str(root / "s0none"),
+                env_kwargs=dict(env),
+                mode="none",
+                test_freq=0,
+                **{**common, "kl_coef": 0.01},
+            )
+        ),
+    }
+
+
+def main(args: Args) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    root = Path(tempfile.mkdtemp(prefix="learners-bench-"))
+    started = time.perf_counter()
+    try:
+        trainers = _trainers(args, root)
+        rows: dict[str, list[dict[str, float]]] = {name: [] for name in trainers}
+        for rep in range(args.steps + 1):
+            for name, trainer in trainers.items():
+                metrics = trainer.train_step()
+                turns = metrics["turns/act_per_episode"]
+                if rep == 0:
+                    continue  # warm-up: first loads of games, encoder, allocator
+                rows[name].append(
+                    {
+                        "step_s": metrics["perf/step_seconds"],
+                        "generate_s": metrics["perf/generate_seconds"],
+                        "env_s": metrics["perf/env_seconds"],
+                        "prompt_tokens": metrics["perf/prompt_tokens"],
+                        "response_tokens": metrics["perf/response_tokens"],
+                        "act_turns_per_episode": turns,
+                    }
+                )
+        for trainer in trainers.values():
+            trainer.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    summary = {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for name, runs in rows.items()}
+    ratios = {
+        "skill1_over_grpo_step_time": summary["skill1"]["step_s"] / summary["grpo"]["step_s"],
+        "skill1_over_grpo_tokens": (summary["skill1"]["prompt_tokens"] + summary["skill1"]["response_tokens"])
+        / (summary["grpo"]["prompt_tokens"] + summary["grpo"]["response_tokens"]),
+        "skill0_full_over_empty_context_tokens": summary["skill0_full"]["prompt_tokens"]
+        / summary["skill0_empty"]["prompt_tokens"],
+        "skill0_full_over_empty_step_time": summary["skill0_full"]["step_s"] / summary["skill0_empty"]["step_s"],
+    }
+    print(f"{'learner':14s} {'step s':>8s} {'gen s':>8s} {'prompt tok':>11s} {'resp tok':>9s} {'act/ep':>7s}")
+    for name, row in summary.items():
+        print(f"{name:14s} {row['step_s']:8.1f} {row['generate_s']:8.1f} {row['prompt_tokens']:11.0f} "
+              f"{row['response_tokens']:9.0f} {row['act_turns_per_episode']:7.2f}")  # fmt: skip
+    for key, value in ratios.items():
+        print(f"{key}: {value:.2f}")
+    result = {
+        "benchmark": "learners",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "wall_s": time.perf_counter() - started,
+        "args": dataclasses.asdict(args),
+        "machine": {
+            "cpus": __import__("os").cpu_count(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "platform": platform.platform(),
+        },
+        "per_step_median": summary,
+        "per_step": rows,
+        "ratios": ratios,
+        "anchor": "Skill1 paper: 387-494 s vs GRPO ~290 s per step on 8xH800 (1.3-1.7x)",
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return result
+
+
+def _parse() -> Args:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for field in dataclasses.fields(Args):
+        kind = int if field.type in ("int", int) else str
+        parser.add_argument(f"--{field.name.replace('_', '-')}", type=kind, default=field.default)
+    return Args(**vars(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main(_parse())
