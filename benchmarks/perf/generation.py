@@ -232,8 +232,9 @@ def bench_vllm(args: Args, prompts: list[ChatPrompt], sampling: SamplingConfig) 
 
 
 def print_run(run: dict[str, Any]) -> None:
+    threads = run["threads"] if isinstance(run["threads"], int) else "worker"
     print(
-        f"{run['system']:>13} | batch {run['batch']:>3} | threads {run['threads']!s:>2.2} | {run['tokens']:>5} tokens "
+        f"{run['system']:>13} | batch {run['batch']:>3} | threads {threads:>6} | {run['tokens']:>5} tokens "
         f"in {run['wall_s']:7.2f} s | {run['tokens_per_s']:7.1f} tokens/s | mean {run['mean_response_tokens']:.1f} "
         f"tokens/response | load {run['load_average_1min'][0]:.1f}",
         flush=True,
