@@ -29,7 +29,7 @@ __all__ = ["ENGINE_POOL", "EnginePool", "GameEngine", "StepResult"]
 
 _TRANSLATIONS: OrderedDict[str, Any] = OrderedDict()
 _TRANSLATIONS_MAX = 32  # translated games kept in memory (a big kitchen takes a few MB)
-_translate_lock = threading.Lock()
+_translate_lock = threading.RLock()  # re-entrant: engine loads and closes may nest
 _FREE_LIBS: list[Any] = []  # fast-downward library copies of closed engines, cleaned up and ready for reuse
 
 
