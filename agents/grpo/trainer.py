@@ -429,6 +429,7 @@ class GRPOTrainer:
     def close(self) -> None:
         for env in self.envs:
             env.close()
+        getattr(self.backend, "close", lambda: None)()  # e.g. shut a vLLM engine down
         if self._writer:
             self._writer.close()
 
