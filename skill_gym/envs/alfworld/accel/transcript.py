@@ -1,0 +1,147 @@
+"""Transcripts of an engine playing a game: what the stock/accelerated equivalence checks compare.
+
+:func:`play` drives a :class:`~skill_gym.envs.alfworld.engine.GameEngine` through a fixed script — reset, the
+game's walkthrough, the planner's plan, a second reset, then ``random_steps`` commands drawn by a seeded RNG
+from the admissible commands or from invalid ones (about one in four), with the planner's plan asked again
+halfway and at the end — and yields one record per reset, step and plan: the command, the feedback text,
+the ordered admissible commands, won, score, done, and the readable facts (sorted). Two engines that give
+the same outputs give the same records, because the script only draws from what the engine returned.
+
+:func:`digest` folds a transcript into one SHA-256; ``python -m skill_gym.envs.alfworld.accel.transcript``
+writes the digests of the stock engine over the embedded suite (``tests/data/alfworld_stock_digests.json`` is
+the reference the tests compare the accelerated engine with; about an hour on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import multiprocessing
+import random
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["digest", "invalid_command", "play", "suite_digests"]
+
+RANDOM_STEPS = 200
+SEED = 20261122
+
+
+def invalid_command(rng: random.Random, admissible: tuple[str, ...]) -> str:
+    """A command the engine does not accept: made up, truncated, padded, mis-cased, or an empty one."""
+    base = rng.choice(admissible) if admissible else "look"
+    return rng.choice(
+        [
+            "",
+            "   ",
+            "jump over the moon",
+            "help",
+            base[: max(1, len(base) // 2)],
+            base + " please",
+            base.upper(),
+            "go to nowhere 99",
+            "x" * 300,
+        ]
+    )
+
+
+def _record(kind: str, command: str | None, state: Mapping[str, Any], facts: bool) -> dict[str, Any]:
+    record = {
+        "kind": kind,
+        "command": command,
+        "feedback": str(state["feedback"]),
+        "admissible": list(state["admissible_commands"]),
+        "won": bool(state["won"]),
+        "score": state.get("score"),
+        "done": state.get("done"),
+    }
+    if facts:
+        record["facts"] = sorted(str(fact) for fact in state["facts"])
+    return record
+
+
+def play(engine: Any, walkthrough: Iterable[str], seed: int = SEED, random_steps: int = RANDOM_STEPS) -> Iterator[dict[str, Any]]:
+    """The transcript of ``engine`` (a ``GameEngine``) on the fixed script described in the module docstring."""
+    facts = engine.facts
+    engine.reset()
+    yield _record("reset", None, engine.raw, facts)
+    yield {"kind": "plan", "plan": engine.expert_plan()}
+    for command in walkthrough:
+        engine.step(command)
+        yield _record("step", command, engine.raw, facts)
+    yield {"kind": "plan", "plan": engine.expert_plan()}
+    engine.reset()
+    yield _record("reset", None, engine.raw, facts)
+    rng = random.Random(seed)
+    for i in range(random_steps):
+        admissible = engine.last.admissible_commands
+        command = invalid_command(rng, admissible) if rng.random() < 0.25 or not admissible else rng.choice(admissible)
+        engine.step(command)
+        yield _record("step", command, engine.raw, facts)
+        if i == random_steps // 2:
+            yield {"kind": "plan", "plan": engine.expert_plan()}
+    yield {"kind": "plan", "plan": engine.expert_plan()}
+
+
+def digest(records: Iterable[Mapping[str, Any]]) -> str:
+    """One SHA-256 over a transcript's records (canonical JSON, one per line)."""
+    h = hashlib.sha256()
+    for record in records:
+        h.update(json.dumps(record, sort_keys=True, separators=(",", ":")).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def _game_digest(job: tuple[Mapping[str, Any], bool, int]) -> tuple[str, str]:
+    from skill_gym.envs.alfworld.engine import GameEngine
+    from skill_gym.envs.alfworld.suite import game_files
+
+    record, accelerate, random_steps = job
+    data = game_files(record)[1]
+    engine = GameEngine(data, key=record["task_id"], facts=True, accelerate=accelerate)
+    try:
+        return record["task_id"], digest(play(engine, data["walkthrough"], random_steps=random_steps))
+    finally:
+        engine.close()
+
+
+def suite_digests(
+    records: Iterable[Mapping[str, Any]], accelerate: bool, random_steps: int = RANDOM_STEPS, processes: int = 1
+) -> dict[str, str]:
+    """Transcript digests per task id; ``processes > 1`` plays the games in that many spawned processes."""
+    jobs = [(record, accelerate, random_steps) for record in records]
+    if processes <= 1:
+        return dict(map(_game_digest, jobs))
+    with multiprocessing.get_context("spawn").Pool(processes, maxtasksperchild=20) as pool:
+        return dict(pool.imap_unordered(_game_digest, jobs))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from skill_gym.envs.alfworld.accel.versions import PINNED, accelerator_problem
+    from skill_gym.envs.alfworld.suite import load_suite
+
+    parser = argparse.ArgumentParser(description="Write the stock engine's transcript digests over the embedded suite.")
+    parser.add_argument("--out", type=Path, required=True, help="e.g. tests/data/alfworld_stock_digests.json")
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--limit", type=int, default=None, help="only the first N games (for a quick look)")
+    args = parser.parse_args(argv)
+    if accelerator_problem() is not None:
+        raise SystemExit(f"the reference must be written with the pinned versions: {accelerator_problem()}")
+    records = load_suite()["games"][: args.limit]
+    digests = suite_digests(records, accelerate=False, processes=args.processes)
+    out = {
+        "engine": "stock",
+        "versions": PINNED,
+        "random_steps": RANDOM_STEPS,
+        "seed": SEED,
+        "digests": dict(sorted(digests.items())),
+    }
+    args.out.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {len(digests)} digests to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
