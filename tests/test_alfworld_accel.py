@@ -130,7 +130,9 @@ def test_async_vector_env_workers_run_the_accelerator_and_match_stock() -> None:
 
 def test_version_guard_falls_back_to_stock(monkeypatch: pytest.MonkeyPatch, records: list[dict]) -> None:
     real = versions.importlib.metadata.version
-    monkeypatch.setattr(versions.importlib.metadata, "version", lambda name: "9.9" if name == "textworld" else real(name))
+    monkeypatch.setattr(
+        versions.importlib.metadata, "version", lambda name: "9.9" if name == "textworld" else real(name)
+    )
     versions.accelerator_available.cache_clear()
     try:
         assert versions.accelerator_problem() == "textworld 9.9 is installed, the accelerator supports textworld==1.7.0"

@@ -113,7 +113,9 @@ def analyse(template: str, grammar: FastGrammar) -> TemplateReads:
                 cacheable = False
 
     walk(parse_symbols(template))
-    walk([NonterminalSymbol("list_empty"), NonterminalSymbol("list_separator"), NonterminalSymbol("list_last_separator")])
+    walk(
+        [NonterminalSymbol("list_empty"), NonterminalSymbol("list_separator"), NonterminalSymbol("list_last_separator")]
+    )
     return TemplateReads(frozenset(names), frozenset(placeholders), frozenset(predicates), cacheable)
 
 
@@ -161,7 +163,10 @@ class CommandCache:
         reads = self.reads(template)
         if not reads.cacheable:
             return self.grammar.derive(template, context())
-        key: tuple = (template, tuple(sorted((ph.name, ph.type, v.name) for ph, v in mapping.items() if ph.name in reads.names)))
+        key: tuple = (
+            template,
+            tuple(sorted((ph.name, ph.type, v.name) for ph, v in mapping.items() if ph.name in reads.names)),
+        )
         if not reads.query_placeholders <= mapping.keys():
             key += (frozenset(v.name for v in mapping.values()),)
         fluent = sorted(p for p in reads.predicates if self._fluent(p))

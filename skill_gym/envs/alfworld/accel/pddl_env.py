@@ -167,7 +167,9 @@ class AcceleratedPddlEnv(PddlEnv):
                     "entity_infos": infos,
                 }
 
-            action.command_template = self._commands.derive(action.command_template, action.mapping, context, lambda: facts)
+            action.command_template = self._commands.derive(
+                action.command_template, action.mapping, context, lambda: facts
+            )
             commands.append(action.format_command(names))
         state["_valid_commands"] = commands
         state["admissible_commands"] = sorted(set(commands))  # upstream: sorted, duplicates removed

@@ -129,7 +129,10 @@ class FastPddlState(PddlState):
         found = self._signatures.get(signature)
         if found is None:
             types = [self._logic.types.get(t) for t in signature.types]
-            found = [Signature(signature.name, [t.name for t in subtypes]) for subtypes in self._logic.types.multi_subtypes(types)]
+            found = [
+                Signature(signature.name, [t.name for t in subtypes])
+                for subtypes in self._logic.types.multi_subtypes(types)
+            ]
             self._signatures[signature] = found
         return found
 
@@ -163,4 +166,3 @@ class FastPddlState(PddlState):
                 for ph in new_phs:
                     var = mapping.pop(ph, None)
                     used_vars.discard(var)
-

@@ -62,7 +62,9 @@ def _record(kind: str, command: str | None, state: Mapping[str, Any], facts: boo
     return record
 
 
-def play(engine: Any, walkthrough: Iterable[str], seed: int = SEED, random_steps: int = RANDOM_STEPS) -> Iterator[dict[str, Any]]:
+def play(
+    engine: Any, walkthrough: Iterable[str], seed: int = SEED, random_steps: int = RANDOM_STEPS
+) -> Iterator[dict[str, Any]]:
     """The transcript of ``engine`` (a ``GameEngine``) on the fixed script described in the module docstring."""
     facts = engine.facts
     engine.reset()

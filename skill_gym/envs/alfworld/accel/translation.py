@@ -106,7 +106,9 @@ class TaskSummary:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "actions": [[a.name, [[p.name, p.type_name] for p in a.parameters], list(a.effect_predicates)] for a in self.actions],
+            "actions": [
+                [a.name, [[p.name, p.type_name] for p in a.parameters], list(a.effect_predicates)] for a in self.actions
+            ],
             "types": [[t.name, list(t.supertype_names)] for t in self.types],
             "objects": [[o.name, o.type_name] for o in self.objects],
             "init": [[name, list(args)] for name, args in self.init],
@@ -161,7 +163,12 @@ class Translation:
         """A gzipped JSON record with its key and the SHA-256 of its payload."""
         payload = {"task": self.task.to_json(), "sas": self.sas, "replan_sas": self._replan_sas}
         text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-        record = {"format": _FORMAT, "key": self.key, "sha256": hashlib.sha256(text.encode()).hexdigest(), "payload": text}
+        record = {
+            "format": _FORMAT,
+            "key": self.key,
+            "sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "payload": text,
+        }
         return gzip.compress(json.dumps(record).encode(), compresslevel=6, mtime=0)
 
     @classmethod
@@ -176,8 +183,18 @@ class Translation:
                 raise ValueError("checksum mismatch")
             payload = json.loads(text)
             replan = payload["replan_sas"]
-            return cls(domain, problem, TaskSummary.from_json(payload["task"]), str(payload["sas"]), replan and str(replan))
-        except (OSError, EOFError, KeyError, TypeError, json.JSONDecodeError, UnicodeDecodeError, gzip.BadGzipFile) as e:
+            return cls(
+                domain, problem, TaskSummary.from_json(payload["task"]), str(payload["sas"]), replan and str(replan)
+            )
+        except (
+            OSError,
+            EOFError,
+            KeyError,
+            TypeError,
+            json.JSONDecodeError,
+            UnicodeDecodeError,
+            gzip.BadGzipFile,
+        ) as e:
             raise ValueError(f"unreadable translation record: {e}") from e
 
 

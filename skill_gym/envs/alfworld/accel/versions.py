@@ -40,5 +40,7 @@ def accelerator_available() -> bool:
     """Whether the accelerated engine may run; warns once (one line) when it may not."""
     problem = accelerator_problem()
     if problem is not None:
-        warnings.warn(f"ALFWorld accelerator disabled, running the stock engine: {problem}", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"ALFWorld accelerator disabled, running the stock engine: {problem}", RuntimeWarning, stacklevel=2
+        )
     return problem is None
