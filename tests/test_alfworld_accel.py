@@ -206,7 +206,7 @@ def test_translation_records_round_trip_and_reject_damage(tmp_path: Path, record
 
 def test_command_analysis_of_the_alfred_grammar(records: list[dict]) -> None:
     _upstream.alfworld()
-    from skill_gym.envs.alfworld.accel.pddl_env import DOCUMENTS
+    from skill_gym.envs.alfworld.accel.documents import DOCUMENTS
 
     data = game_files(records[0])[1]
     logic = DOCUMENTS.logic(data["pddl_domain"], data["grammar"])

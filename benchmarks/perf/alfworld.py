@@ -187,7 +187,12 @@ def cold_caches() -> None:
     copies, and after a few of those a later load segfaults the process (see the report of this benchmark).
     Each game is first loaded by a fresh env, so no idle engine of it is in the pool when that is timed.
     """
-    engine._TRANSLATIONS.clear()
+    from skill_gym.envs.alfworld.accel.documents import DOCUMENTS
+    from skill_gym.envs.alfworld.accel.translation import TRANSLATIONS
+
+    TRANSLATIONS.clear()
+    TRANSLATIONS.folder = None  # no translation records from disk either
+    DOCUMENTS.clear()
 
 
 def stats(samples: Sequence[float]) -> dict[str, Any]:

@@ -4,8 +4,8 @@
 ``_gather_infos`` only; ``step`` is upstream's. Each override does what upstream's does, in the same order and
 with the same results in the game state (every key of ``GameState`` upstream fills), with these changes:
 
-* ``load``: the game document (grammar text plus action templates) is parsed once per text
-  (:data:`DOCUMENTS`); the grammar is a :class:`~.grammar.FastGrammar`; the state is a
+* ``load``: the game document (grammar text plus action templates) comes from :data:`~.documents.DOCUMENTS`;
+  the grammar is a :class:`~.grammar.FastGrammar`; the state is a
   :class:`~.state.FastPddlState` over a cached :class:`~.translation.Translation`;
 * ``reset``: the state restarts in place instead of being rebuilt;
 * ``_gather_infos``: command texts come from a :class:`~.commands.CommandCache`; the fact list is built once
@@ -15,59 +15,19 @@ with the same results in the game state (every key of ``GameState`` upstream fil
 from __future__ import annotations
 
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
 import textworld
 from textworld.core import EnvInfos, GameState
 from textworld.envs import PddlEnv
-from textworld.envs.pddl import logic as pddl_logic
 
 from skill_gym.envs.alfworld.accel.commands import CommandCache
-from skill_gym.envs.alfworld.accel.grammar import FastGrammar
+from skill_gym.envs.alfworld.accel.documents import DOCUMENTS, GameDocuments
 from skill_gym.envs.alfworld.accel.state import FastPddlState, LoadedSas
 from skill_gym.envs.alfworld.accel.translation import TRANSLATIONS, Translations
 
-__all__ = ["DOCUMENTS", "AcceleratedPddlEnv", "GameDocuments"]
-
-
-class GameDocuments:
-    """Parsed game documents (action templates and grammar rules) by text: bounded, least recently used first out."""
-
-    def __init__(self, max_size: int = 32) -> None:
-        self.max_size = max_size
-        self._items: OrderedDict[str, tuple[dict[str, Any], dict[str, list[Any]]]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def logic(self, domain: str, grammar: str) -> pddl_logic.GameLogic:
-        """A new ``GameLogic`` (own type hierarchy) over the shared, read-only parse of ``grammar``."""
-        with self._lock:
-            parsed = self._items.get(grammar)
-            if parsed is not None:
-                self._items.move_to_end(grammar)
-        if parsed is None:
-            actions, rules = pddl_logic._parse_and_convert(grammar, rule_name="pddlStart")
-            parsed = (dict(actions), {name: list(productions) for name, productions in rules._rules.items()})
-            with self._lock:
-                self._items[grammar] = parsed
-                while len(self._items) > self.max_size:
-                    self._items.popitem(last=False)
-        logic = pddl_logic.GameLogic.__new__(pddl_logic.GameLogic)  # its __init__ would parse the text again
-        logic.domain = domain
-        logic.actions = dict(parsed[0])
-        logic.grammar = FastGrammar.from_rules(parsed[1])
-        logic.types = textworld.logic.TypeHierarchy()
-        return logic
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
-DOCUMENTS = GameDocuments()
-"""The parsed game documents of this process."""
+__all__ = ["AcceleratedPddlEnv"]
 
 
 def _fluent_predicates(task: Any) -> set[str]:
