@@ -20,6 +20,7 @@ an expression does more than read names, attributes and string constants joined 
 from __future__ import annotations
 
 import ast
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,7 @@ class TemplateReads:
     query_placeholders: frozenset[Placeholder]  # placeholders of its queries and rule conditions
     predicates: frozenset[str]  # predicates its queries and rule conditions read
     cacheable: bool
+    fluent_predicates: tuple[str, ...] = ()  # those of ``predicates`` some action changes (set by the cache)
 
 
 def _expression_names(expression: str) -> frozenset[str] | None:
@@ -132,6 +134,7 @@ class CommandCache:
         self.fluent = frozenset(p.lower() for p in fluent_predicates)
         self._reads: dict[str, TemplateReads] = {}
         self._texts: dict[tuple, str] = {}
+        self._keys: dict[tuple[str, int], tuple] = {}
         self._fingerprint: tuple | None = None
         self.hits = self.misses = 0
 
@@ -146,7 +149,9 @@ class CommandCache:
         """The (memoized) analysis of a template."""
         found = self._reads.get(template)
         if found is None:
-            found = self._reads[template] = analyse(template, self.grammar)
+            found = analyse(template, self.grammar)
+            fluent = tuple(sorted(p for p in found.predicates if self._fluent(p)))
+            found = self._reads[template] = dataclasses.replace(found, fluent_predicates=fluent)
         return found
 
     def _fluent(self, predicate: str) -> bool:
@@ -158,18 +163,27 @@ class CommandCache:
         mapping: Mapping[Placeholder, Any],
         context: Callable[[], dict[str, Any]],
         facts: Callable[[], Iterable[Proposition]],
+        operator: int | None = None,
     ) -> str:
-        """The text of ``template`` for an action's ``mapping``; ``context()`` and ``facts()`` are asked if needed."""
+        """The text of ``template`` for an action's ``mapping``; ``context()`` and ``facts()`` are asked if needed.
+
+        ``operator`` (the fast-downward operator id the mapping comes from, fixed per game) saves rebuilding
+        the binding part of the key.
+        """
         reads = self.reads(template)
         if not reads.cacheable:
             return self.grammar.derive(template, context())
-        key: tuple = (
-            template,
-            tuple(sorted((ph.name, ph.type, v.name) for ph, v in mapping.items() if ph.name in reads.names)),
-        )
-        if not reads.query_placeholders <= mapping.keys():
-            key += (frozenset(v.name for v in mapping.values()),)
-        fluent = sorted(p for p in reads.predicates if self._fluent(p))
+        key = self._keys.get((template, operator)) if operator is not None else None
+        if key is None:
+            key = (
+                template,
+                tuple(sorted((ph.name, ph.type, v.name) for ph, v in mapping.items() if ph.name in reads.names)),
+            )
+            if not reads.query_placeholders <= mapping.keys():
+                key += (frozenset(v.name for v in mapping.values()),)
+            if operator is not None:
+                self._keys[(template, operator)] = key
+        fluent = reads.fluent_predicates
         if fluent:
             key += (frozenset(f for f in facts() if f.name in fluent),)
         text = self._texts.get(key)

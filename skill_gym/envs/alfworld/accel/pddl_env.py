@@ -128,7 +128,7 @@ class AcceleratedPddlEnv(PddlEnv):
                 }
 
             action.command_template = self._commands.derive(
-                action.command_template, action.mapping, context, lambda: facts
+                action.command_template, action.mapping, context, lambda: facts, operator=action.id
             )
             commands.append(action.format_command(names))
         state["_valid_commands"] = commands

@@ -9,7 +9,9 @@ behaviour and data (it *is* a ``PddlState``) and changes how it gets there:
   optimized translation, used only by the planner, is translated and loaded on the first :meth:`replan`;
 * :meth:`restart` returns to the initial state in place: fast-downward's current state is set back to the
   initial state id (the SAS stays loaded) and the initial facts are replayed in upstream's order;
-* the facts of each signature are kept sorted until a fact of that signature is added or removed.
+* the facts of each signature are kept sorted until a fact of that signature is added or removed;
+* what each fast-downward operator id stands for (action name, placeholder mapping, templates) is worked out
+  once; a new action object is still made per applicable operator and step, as upstream does.
 
 fast-downward keeps every state it has reached in a registry, so a state that is restarted instead of
 rebuilt grows that registry across episodes; past :data:`MAX_REGISTERED_STATES` the SAS is reloaded at the
@@ -23,6 +25,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import fast_downward
 import textworld.logic
 from textworld.envs.pddl.logic import Atom, GameLogic, PddlState
 from textworld.logic import Placeholder, Proposition, Rule, Signature, Variable
@@ -63,6 +66,7 @@ class FastPddlState(PddlState):
         self._sorted: dict[Signature, list[Proposition]] = {}
         self._signatures: dict[Signature, list[Signature]] = {}
         self._initial_facts: list[Proposition] | None = None
+        self._operator_actions: dict[int, tuple[str, str, dict[Placeholder, Variable], str, str]] = {}
         self.restart()
 
     @property
@@ -101,6 +105,39 @@ class FastPddlState(PddlState):
         self.downward_lib.get_state(atoms)
         state_facts = (atom.get_fact(self.name2type) for atom in atoms)
         return facts + [fact for fact in state_facts if not fact.is_negation]
+
+    def all_applicable_actions(self) -> list[textworld.logic.Action]:
+        """Upstream's actions of the applicable operators; what an operator id maps to is worked out once."""
+        count = self.downward_lib.get_applicable_operators_count()
+        operators = (fast_downward.Operator * count)()
+        self.downward_lib.get_applicable_operators(operators)
+        self._operators = {op.id: op for op in operators}
+        actions, seen = [], set()
+        for op in operators:
+            known = self._operator_actions.get(op.id)
+            if known is None:
+                known = self._operator_actions[op.id] = self._operator_action(op.name)
+            op_name, name, mapping, template, feedback_rule = known
+            if op_name in seen:
+                continue
+            seen.add(op_name)
+            action = textworld.logic.Action(name=name, preconditions=[], postconditions=[])
+            action.id = op.id
+            action.mapping = dict(mapping)
+            action.command_template = template
+            action.feedback_rule = feedback_rule
+            actions.append(action)
+        return actions
+
+    def _operator_action(self, op_name: str) -> tuple[str, str, dict[Placeholder, Variable], str, str]:
+        name, *arguments = op_name.split()
+        parameters = self._actions[name].parameters
+        mapping = {
+            Placeholder(p.name.strip("?"), p.type_name): Variable(arg, p.type_name)
+            for p, arg in zip(parameters, arguments, strict=False)
+        }
+        logic_action = self._logic.actions[name]
+        return op_name, name, mapping, logic_action.template, logic_action.feedback_rule
 
     def replan(self, infos: Any) -> list[str]:
         if self._loaded.replan_sas is not self.sas_replan:
