@@ -103,6 +103,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(handler=_serve)
 
+    alfworld = commands.add_parser("alfworld", help="ALFWorld engine utilities")
+    alfworld_actions = alfworld.add_subparsers(dest="action", required=True)
+    precompute = alfworld_actions.add_parser(
+        "precompute", help="write the PDDL->SAS translation records of the embedded games (fast first loads)"
+    )
+    precompute.add_argument("--split", action="append", default=None, help="only these splits (repeatable)")
+    precompute.add_argument("--no-replan", action="store_true", help="skip the planner's optimized translation")
+    precompute.set_defaults(handler=_precompute)
+
     doctor = commands.add_parser("doctor", help="check the installation")
     doctor.set_defaults(handler=_doctor)
 
@@ -256,6 +265,23 @@ def _doctor(args: argparse.Namespace) -> int:
     from skill_gym.doctor import run_doctor
 
     return run_doctor()
+
+
+def _precompute(args: argparse.Namespace) -> int:
+    from skill_gym.envs.alfworld.accel.translation import TRANSLATIONS
+    from skill_gym.envs.alfworld.suite import game_files, load_suite
+
+    if TRANSLATIONS.folder is None:
+        print("translation records are off (SKILL_GYM_ALFWORLD_DISK_TRANSLATIONS=0); nothing to do")
+        return 1
+    games = [g for g in load_suite()["games"] if args.split is None or g["split"] in args.split]
+    for i, record in enumerate(games, 1):
+        data = game_files(record)[1]
+        TRANSLATIONS.get(data["pddl_domain"], data["pddl_problem"], replan=not args.no_replan)
+        TRANSLATIONS.clear()  # keep memory flat; the records stay on disk
+        print(f"\r{i}/{len(games)} {record['task_id']}", end="", flush=True)
+    print(f"\nwrote {len(games)} translation records to {TRANSLATIONS.folder}")
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
