@@ -58,14 +58,9 @@ import sys
 if sys.path and os.path.abspath(sys.path[0] or os.curdir) == os.path.dirname(os.path.abspath(__file__)):
     sys.path.pop(0)
 
-import argparse
 import contextlib
 import dataclasses
-import datetime as dt
-import importlib.metadata
 import io
-import json
-import platform
 import random
 import re
 import tempfile
@@ -78,8 +73,21 @@ import gymnasium as gym
 import numpy as np
 
 import skill_gym  # noqa: F401  (registers the env ids)
+from benchmarks.perf import common
 from skill_gym.envs.alfworld import _upstream, engine
 from skill_gym.envs.alfworld.suite import load_suite, materialize
+
+# Distributions whose versions the JSON records (``machine.versions``).
+PACKAGES = (
+    "alfworld",
+    "textworld",
+    "fast-downward-textworld",
+    "gymnasium",
+    "skill-gym",
+    "sentence-transformers",
+    "torch",
+    "numpy",
+)
 
 
 @dataclasses.dataclass
@@ -116,17 +124,7 @@ class Args:
 
 def parse_args(argv: Sequence[str] | None = None) -> Args:
     """Command-line flags, one per :class:`Args` field."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    defaults = Args()
-    for field in dataclasses.fields(Args):
-        flag = "--" + field.name.replace("_", "-")
-        default = getattr(defaults, field.name)
-        help_text = f"{field.metadata['help']} (default: {default})"
-        if isinstance(default, list):
-            kind = int if field.name == "vec_workers" else str
-            parser.add_argument(flag, type=kind, nargs="+", default=default, help=help_text)
-        else:
-            parser.add_argument(flag, type=type(default), default=default, help=help_text)
+    parser = common.settings_parser(Args, __doc__.split("\n")[0])
     args = Args(**vars(parser.parse_args(argv)))
     unknown = set(args.vec_scenarios) - {"random", "pinned"}
     if unknown:
@@ -137,40 +135,6 @@ def parse_args(argv: Sequence[str] | None = None) -> Args:
 
 
 # -- environment ------------------------------------------------------------------------------
-
-
-def machine_info() -> dict[str, Any]:
-    """CPU, platform and package versions."""
-    cpu_model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    versions: dict[str, str | None] = {}
-    packages = (
-        "alfworld",
-        "textworld",
-        "fast-downward-textworld",
-        "gymnasium",
-        "skill-gym",
-        "sentence-transformers",
-        "torch",
-        "numpy",
-    )
-    for package in packages:
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": cpu_model,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "versions": versions,
-    }
 
 
 @contextlib.contextmanager
@@ -407,18 +371,6 @@ def bench_room(args: Args, room: str, task_id: str, suite_root: Path, library: P
 # -- vector envs ------------------------------------------------------------------------------
 
 
-def _cpu_seconds(pids: Sequence[int]) -> float:
-    """User + system CPU seconds used so far by the processes ``pids`` (0 for any that is gone)."""
-    import psutil
-
-    total = 0.0
-    for pid in pids:
-        with contextlib.suppress(psutil.Error):
-            t = psutil.Process(pid).cpu_times()
-            total += t.user + t.system
-    return total
-
-
 def _spin(seconds: float) -> int:
     """Busy pure-Python work for ``seconds``; returns the loop count."""
     count, end = 0, time.perf_counter() + seconds
@@ -457,7 +409,7 @@ def bench_vector(args: Args, n: int, mode: str, scenario: str, task_id: str) -> 
         for i in range(args.vec_warmup + args.vec_steps):
             if i == args.vec_warmup:
                 episodes, began = 0, time.perf_counter()
-                parent_cpu, worker_cpu = time.process_time(), _cpu_seconds(workers)
+                parent_cpu, worker_cpu = time.process_time(), common.cpu_seconds(workers)
             actions = [rng.choice(text.split("\n")) for text in obs["admissible_actions"]]
             obs, _, terminated, truncated, _ = vec.step(actions)
             done = np.logical_or(terminated, truncated)
@@ -466,7 +418,7 @@ def bench_vector(args: Args, n: int, mode: str, scenario: str, task_id: str) -> 
                 vec.set_attr("pending_options", [dict(pinned) if d else None for d in done])
         elapsed = time.perf_counter() - began
         parent_cpu = time.process_time() - parent_cpu
-        worker_cpu = _cpu_seconds(workers) - worker_cpu
+        worker_cpu = common.cpu_seconds(workers) - worker_cpu
     finally:
         vec.close()
     env_steps = n * args.vec_steps
@@ -751,11 +703,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     verdict = ", ".join(f"{name} {'yes' if ok else 'NO'}" for name, ok in targets["checks"].items())
     print(f"\nTargets: {verdict}")
     result = {
-        "benchmark": "skill-gym ALFWorld env latency (benchmarks/perf/alfworld.py)",
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "wall_s": wall_s,
-        "args": {**dataclasses.asdict(args), "out": str(args.out)},
-        "machine": machine_info(),
+        **common.result_header("skill-gym ALFWorld env latency (benchmarks/perf/alfworld.py)", wall_s, args, PACKAGES),
         "load_average_1min": {"start": load_start[0], "end": os.getloadavg()[0]},
         "suite_root": str(suite_root),
         "notes": {
@@ -788,8 +736,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "similarity": similarity,
         "targets": targets,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    common.write_json(args.out, result)
     print(f"wrote {args.out} (wall {wall_s:.0f} s)")
     return result
 

@@ -38,7 +38,8 @@ import gymnasium as gym
 import numpy as np
 
 import skill_gym  # noqa: F401  (registers the env ids)
-from benchmarks.perf.alfworld import _cpu_seconds, machine_info, receptacle_counts
+from benchmarks.perf import common
+from benchmarks.perf.alfworld import PACKAGES, receptacle_counts
 from skill_gym.envs.alfworld.accel.documents import DOCUMENTS
 from skill_gym.envs.alfworld.accel.translation import TRANSLATIONS
 from skill_gym.envs.alfworld.engine import GameEngine
@@ -161,11 +162,11 @@ def bench_vector(args: argparse.Namespace, n: int, accelerate: bool) -> dict[str
         (obs, _), reset_s = timed(lambda: vec.reset(seed=args.seed))
         for i in range(5 + args.vec_steps):
             if i == 5:
-                began, cpu = time.perf_counter(), _cpu_seconds(workers)
+                began, cpu = time.perf_counter(), common.cpu_seconds(workers)
             actions = [rng.choice(text.split("\n")) for text in obs["admissible_actions"]]
             obs, _, terminated, truncated, _ = vec.step(actions)
         elapsed = time.perf_counter() - began
-        cpu = _cpu_seconds(workers) - cpu
+        cpu = common.cpu_seconds(workers) - cpu
         ended = int(np.logical_or(terminated, truncated).sum())
     finally:
         vec.close()
@@ -187,7 +188,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ranked = sorted(counts, key=lambda tid: (counts[tid], tid))
     by_id = {r["task_id"]: r for r in suite}
     load_before = os.getloadavg()
-    results: dict[str, Any] = {"machine": machine_info(), "args": {k: str(v) for k, v in vars(args).items()}}
+    results: dict[str, Any] = {
+        "machine": common.machine_info(PACKAGES),
+        "args": {k: str(v) for k, v in vars(args).items()},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         records = Path(tmp)
         (records / "kept").mkdir()
@@ -235,8 +239,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     }
     results["loadavg"] = {"before": load_before, "after": os.getloadavg()}
     print("targets:", json.dumps(results["targets"]))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    common.write_json(args.out, results, indent=1)
     print(f"wrote {args.out}")
     return results
 

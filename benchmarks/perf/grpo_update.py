@@ -68,16 +68,11 @@ import os
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import argparse
 import contextlib
 import dataclasses
-import datetime as dt
 import functools
 import gc
-import importlib.metadata
-import json
 import logging
-import platform
 import statistics
 import tempfile
 import time
@@ -88,6 +83,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from benchmarks.perf import common
+
+# Distributions whose versions the JSON records (``machine.versions``).
+PACKAGES = ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "skill-gym")
 
 TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -122,18 +122,7 @@ class Args:
 
 def parse_args(argv: Sequence[str] | None = None) -> Args:
     """Command-line flags, one per :class:`Args` field."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    defaults = Args()
-    for field in dataclasses.fields(Args):
-        flag = "--" + field.name.replace("_", "-")
-        default = getattr(defaults, field.name)
-        help_text = f"{field.metadata['help']} (default: {default})"
-        if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
-        elif isinstance(default, list):
-            parser.add_argument(flag, type=float, nargs="+", default=default, help=help_text)
-        else:
-            parser.add_argument(flag, type=type(default), default=default, help=help_text)
+    parser = common.settings_parser(Args, __doc__.split("\n")[0])
     args = Args(**vars(parser.parse_args(argv)))
     if args.batch % args.micro_batch:
         parser.error("--batch must be a multiple of --micro-batch")
@@ -143,31 +132,6 @@ def parse_args(argv: Sequence[str] | None = None) -> Args:
 
 
 # -- environment ------------------------------------------------------------------------------
-
-
-def machine_info() -> dict[str, Any]:
-    cpu_model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    for package in ("torch", "transformers", "trl", "peft", "accelerate", "datasets", "skill-gym"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": cpu_model,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "versions": versions,
-    }
 
 
 def quiet_libraries() -> None:
@@ -510,11 +474,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         print(f"\nprofile of one update: {name} (kl={args.kl[-1]:g})\n{table}")
     wall = time.perf_counter() - started
     report = {
-        "benchmark": "GRPO update step: skill-gym GRPOTrainer.update vs trl.GRPOTrainer (benchmarks/perf/grpo_update.py)",
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "wall_s": wall,
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(args).items()},
-        "machine": machine_info(),
+        **common.result_header(
+            "GRPO update step: skill-gym GRPOTrainer.update vs trl.GRPOTrainer (benchmarks/perf/grpo_update.py)",
+            wall,
+            args,
+            PACKAGES,
+        ),
         "threads": {"torch": torch.get_num_threads(), "interop": torch.get_num_interop_threads()},
         "load_avg_start": load_start,
         "load_avg_end": os.getloadavg(),
@@ -530,8 +495,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "results": results,
         "profiles": profiles,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    common.write_json(args.out, report)
     print(f"\nwrote {args.out} (wall {wall:.0f} s)")
     return report
 

@@ -13,29 +13,37 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import platform
 import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from benchmarks.perf import common
+
+# Distributions whose versions the JSON records (``machine.versions``).
+PACKAGES = ("torch", "transformers", "peft", "skill-gym")
 
 
 @dataclasses.dataclass
 class Args:
-    steps: int = 2
-    """Training steps per learner (after one warm-up step)."""
-    model: str | None = None
-    """Policy model (default SmolLM2-135M-Instruct from the offline package)."""
-    tasks_per_step: int = 2
-    group_size: int = 2
-    max_new_tokens: int = 32
-    max_steps: int = 4
-    """ALFWorld act steps per episode."""
-    threads: int = 2
-    out: str = "benchmarks/results/learners.json"
+    """Benchmark settings; each field is a ``--flag`` (underscores as dashes)."""
+
+    steps: int = dataclasses.field(default=2, metadata={"help": "training steps per learner (after one warm-up step)"})
+    model: str | None = dataclasses.field(
+        default=None,
+        metadata={"help": "policy model, a path or hub id; SmolLM2-135M-Instruct from the offline package when unset"},
+    )
+    tasks_per_step: int = dataclasses.field(default=2, metadata={"help": "distinct tasks per training step"})
+    group_size: int = dataclasses.field(default=2, metadata={"help": "rollouts per task (the GRPO group)"})
+    max_new_tokens: int = dataclasses.field(default=32, metadata={"help": "token budget of one response"})
+    max_steps: int = dataclasses.field(default=4, metadata={"help": "ALFWorld act steps per episode"})
+    threads: int = dataclasses.field(default=2, metadata={"help": "torch intra-op threads"})
+    out: str = dataclasses.field(
+        default="benchmarks/results/learners.json", metadata={"help": "where to write the JSON results"}
+    )
 
 
 def _trainers(args: Args, root: Path) -> dict[str, Any]:
@@ -45,7 +53,7 @@ def _trainers(args: Args, root: Path) -> dict[str, Any]:
     from skill_gym.library import SkillLibrary, load_skills
     from skill_gym.wrappers import starter_skills_dir
 
-    common = dict(
+    shared = dict(
         env_id="SkillAlfworld-v0", model=args.model, total_steps=10_000, tasks_per_step=args.tasks_per_step,
         group_size=args.group_size, max_new_tokens=args.max_new_tokens, micro_batch_size=4, mini_batch_size=256,
         max_turns=args.max_steps + 4, learning_rate=1e-5, progress=False, save_every=10_000, seed=0,
@@ -56,27 +64,18 @@ def _trainers(args: Args, root: Path) -> dict[str, Any]:
     with SkillLibrary(library) as lib:  # a library mid-training: the starter skills
         lib.add(load_skills(starter_skills_dir("alfworld"), env="alfworld"))
     base = {"selection": "none", "distillation": "none"}
+
+    def skill0(run_dir: str, mode: str) -> Skill0Trainer:
+        config = Skill0Config(
+            run_dir=str(root / run_dir), env_kwargs=dict(env), mode=mode, test_freq=0, **{**shared, "kl_coef": 0.01}
+        )
+        return Skill0Trainer(config)
+
     return {
-        "grpo": GRPOTrainer(GRPOConfig(run_dir=str(root / "grpo"), env_kwargs={**env, **base}, **common)),
-        "skill1": Skill1Trainer(Skill1Config(run_dir=str(root / "skill1"), env_kwargs=env, top_k=3, **common)),
-        "skill0_full": Skill0Trainer(
-            Skill0Config(
-                run_dir=str(root / "s0full"),
-                env_kwargs=dict(env),
-                mode="full",
-                test_freq=0,
-                **{**common, "kl_coef": 0.01},
-            )
-        ),
-        "skill0_empty": Skill0Trainer(
-            Skill0Config(
-                run_dir=str(root / "s0none"),
-                env_kwargs=dict(env),
-                mode="none",
-                test_freq=0,
-                **{**common, "kl_coef": 0.01},
-            )
-        ),
+        "grpo": GRPOTrainer(GRPOConfig(run_dir=str(root / "grpo"), env_kwargs={**env, **base}, **shared)),
+        "skill1": Skill1Trainer(Skill1Config(run_dir=str(root / "skill1"), env_kwargs=env, top_k=3, **shared)),
+        "skill0_full": skill0("s0full", "full"),
+        "skill0_empty": skill0("s0none", "none"),
     }
 
 
@@ -129,29 +128,21 @@ def main(args: Args) -> dict[str, Any]:
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "wall_s": time.perf_counter() - started,
         "args": dataclasses.asdict(args),
-        "machine": {
-            "cpus": __import__("os").cpu_count(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "platform": platform.platform(),
-        },
+        "machine": common.machine_info(PACKAGES),
         "per_step_median": summary,
         "per_step": rows,
         "ratios": ratios,
         "anchor": "Skill1 paper: 387-494 s vs GRPO ~290 s per step on 8xH800 (1.3-1.7x)",
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    common.write_json(args.out, result)
     print(f"wrote {args.out}")
     return result
 
 
-def _parse() -> Args:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for field in dataclasses.fields(Args):
-        kind = int if field.type in ("int", int) else str
-        parser.add_argument(f"--{field.name.replace('_', '-')}", type=kind, default=field.default)
-    return Args(**vars(parser.parse_args()))
+def _parse(argv: Sequence[str] | None = None) -> Args:
+    """Command-line flags, one per :class:`Args` field."""
+    parser = common.settings_parser(Args, __doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    return Args(**vars(parser.parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -51,13 +51,8 @@ os.environ["OPENBLAS_NUM_THREADS"] = "1"
 os.environ["MKL_NUM_THREADS"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
-import argparse
 import dataclasses
-import datetime as dt
 import gc
-import importlib.metadata
-import json
-import platform
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -68,9 +63,13 @@ from typing import Any
 import faiss
 import numpy as np
 
+from benchmarks.perf import common
 from skill_gym.library import SentenceEncoder, Skill, SkillLibrary
 from skill_gym.library.index import IndexParams
 from skill_gym.library.library import EXACT_SEARCH_LIMIT
+
+# Distributions whose versions the JSON records (``machine.versions``).
+PACKAGES = ("numpy", "hnswlib", "faiss-cpu", "torch", "sentence-transformers", "skill-gym")
 
 
 @dataclasses.dataclass
@@ -113,20 +112,7 @@ class Args:
 
 def parse_args(argv: Sequence[str] | None = None) -> Args:
     """Command-line flags, one per :class:`Args` field (``--no-real`` turns the real-embedding run off)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    defaults = Args()
-    for field in dataclasses.fields(Args):
-        flag = "--" + field.name.replace("_", "-")
-        default = getattr(defaults, field.name)
-        help_text = f"{field.metadata['help']} (default: {default})"
-        if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
-        elif isinstance(default, list):
-            kind = str if field.name == "sweep" else int
-            parser.add_argument(flag, type=kind, nargs="*", default=default, help=help_text)
-        else:
-            choices = field.metadata.get("choices")
-            parser.add_argument(flag, type=type(default), default=default, choices=choices, help=help_text)
+    parser = common.settings_parser(Args, __doc__.split("\n")[0], list_nargs="*")
     return Args(**vars(parser.parse_args(argv)))
 
 
@@ -151,31 +137,6 @@ def pin_threads() -> dict[str, Any]:
     except ImportError:
         threads["torch"] = None
     return threads
-
-
-def machine_info() -> dict[str, Any]:
-    cpu_model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    for package in ("numpy", "hnswlib", "faiss-cpu", "torch", "sentence-transformers", "skill-gym"):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": cpu_model,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "versions": versions,
-    }
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -699,11 +660,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     verdict = ", ".join(f"{name} {'yes' if ok else 'NO'}" for name, ok in targets["checks"].items())
     print(f"\nTargets at N = {targets['n']:,}: {verdict}")
     result = {
-        "benchmark": "skill-gym library retrieval (benchmarks/perf/library.py)",
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "wall_s": wall_s,
-        "args": {**dataclasses.asdict(args), "out": str(args.out)},
-        "machine": machine_info(),
+        **common.result_header("skill-gym library retrieval (benchmarks/perf/library.py)", wall_s, args, PACKAGES),
         "load_average_1min": {"start": load_start[0], "end": os.getloadavg()[0]},
         "threads": threads,
         "index_params": {"m": params.m, "ef_construction": params.ef_construction, "ef_search": params.ef_search},
@@ -719,8 +676,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "sweep": sweep,
         "targets": targets,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    common.write_json(args.out, result)
     print(f"wrote {args.out} (wall {wall_s:.0f} s)")
     return result
 

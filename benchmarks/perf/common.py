@@ -1,0 +1,139 @@
+"""Helpers shared by the benchmark scripts in ``benchmarks/perf``: machine description, flags, JSON output.
+
+Standard library only (``psutil`` is imported by :func:`cpu_seconds` when called), so importing this module
+costs nothing and changes no thread or environment setting a script makes before its heavy imports. The
+scripts import it as ``from benchmarks.perf import common``, which works both for ``python -m
+benchmarks.perf.X`` and for ``python benchmarks/perf/X.py`` (the project install makes ``benchmarks``
+importable, as it does ``skill_gym`` and ``agents``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import platform
+import types
+import typing
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+
+def machine_info(packages: Sequence[str]) -> dict[str, Any]:
+    """CPU, memory, platform, Python, and the installed versions of the distributions ``packages``.
+
+    ``versions`` maps each of ``packages`` to its version, or ``None`` when it is not installed;
+    ``cpu_affinity`` is the number of CPUs this process may run on, ``memory_gib`` the physical memory
+    (``None`` where the platform does not say).
+    """
+    cpu_model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    memory_gib: float | None = None
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        memory_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    versions: dict[str, str | None] = {}
+    for package in packages:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu_model": cpu_model,
+        "memory_gib": memory_gib,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": versions,
+    }
+
+
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU seconds used so far by the processes ``pids`` (0 for any that is gone); needs psutil."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def _flag_type(hint: Any) -> tuple[Any, bool]:
+    """The argparse ``type`` for a field annotated ``hint`` (``X | None`` counts as ``X``), and whether it is a list."""
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        (hint,) = [a for a in args if a is not type(None)]
+        args = typing.get_args(hint)
+    if typing.get_origin(hint) is list:
+        return (args[0] if args else str), True
+    return hint, False
+
+
+def settings_parser(
+    settings: type[Any], description: str | None = None, *, list_nargs: str = "+", **parser_kwargs: Any
+) -> argparse.ArgumentParser:
+    """An argument parser with one ``--flag`` per field of the dataclass ``settings`` (underscores as dashes).
+
+    Each flag's default is the field's default (``settings()`` must work without arguments), its help
+    ``field.metadata["help"]`` followed by ``(default: ...)``, its type the field's annotation (``X | None``
+    as ``X``). ``bool`` fields become ``--flag / --no-flag`` (:class:`argparse.BooleanOptionalAction`),
+    ``list[X]`` fields take ``list_nargs`` values of type ``X``; ``field.metadata["choices"]``, when given,
+    restricts the values. ``parser_kwargs`` go to :class:`argparse.ArgumentParser`. Parse with
+    ``settings(**vars(parser.parse_args(argv)))``.
+    """
+    parser = argparse.ArgumentParser(description=description, **parser_kwargs)
+    defaults = settings()
+    hints = typing.get_type_hints(settings)
+    for field in dataclasses.fields(settings):
+        flag = "--" + field.name.replace("_", "-")
+        default = getattr(defaults, field.name)
+        help_text = f"(default: {default})"
+        if "help" in field.metadata:
+            help_text = f"{field.metadata['help']} {help_text}"
+        kind, is_list = _flag_type(hints[field.name])
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+            continue
+        options: dict[str, Any] = {"nargs": list_nargs} if is_list else {}
+        if "choices" in field.metadata:
+            options["choices"] = field.metadata["choices"]
+        parser.add_argument(flag, type=kind, default=default, help=help_text, **options)
+    return parser
+
+
+def settings_dict(settings: Any) -> dict[str, Any]:
+    """The dataclass instance ``settings`` as a JSON-ready dict (:func:`dataclasses.asdict`, paths as strings)."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(settings).items()}
+
+
+def write_json(path: str | os.PathLike[str], data: Any, *, indent: int = 2) -> None:
+    """Write ``data`` as indented JSON (and a final newline) to ``path``, creating its folder if needed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=indent) + "\n")
+
+
+def result_header(benchmark: str, wall_s: float, settings: Any, packages: Sequence[str]) -> dict[str, Any]:
+    """The first keys of a result JSON, the same in every script.
+
+    ``benchmark`` (a title), ``date`` (now, UTC), ``wall_s``, ``args`` (:func:`settings_dict` of ``settings``)
+    and ``machine`` (:func:`machine_info` of ``packages``).
+    """
+    return {
+        "benchmark": benchmark,
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "wall_s": wall_s,
+        "args": settings_dict(settings),
+        "machine": machine_info(packages),
+    }
