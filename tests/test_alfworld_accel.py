@@ -225,3 +225,18 @@ def test_command_analysis_of_the_alfred_grammar(records: list[dict]) -> None:
     assert not commands.analyse("open {r.name.upper()}", logic.grammar).cacheable
     assert not commands.analyse("open {context}", logic.grammar).cacheable
     assert isinstance(logic.grammar, FastGrammar)
+
+
+@pytest.mark.slow
+def test_precompute_command_writes_a_record_per_game(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from skill_gym.cli import main
+
+    monkeypatch.setattr(translation.TRANSLATIONS, "folder", tmp_path)
+    assert main(["alfworld", "precompute", "--split", "eval_out_of_distribution", "--no-replan"]) == 0
+    games = [r for r in load_suite()["games"] if r["split"] == "eval_out_of_distribution"]
+    assert len(list(tmp_path.glob("*.json.gz"))) == len(games)
+    data = game_files(games[0])[1]
+    record = (
+        tmp_path / f"{translation.translation_key(data['pddl_domain'], data['pddl_problem'])}.json.gz"
+    ).read_bytes()
+    assert not translation.Translation.from_record(record, data["pddl_domain"], data["pddl_problem"]).has_replan_sas
