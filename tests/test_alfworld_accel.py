@@ -4,7 +4,7 @@
   plans, 200 random admissible and invalid commands) on sample games and every record must match;
 * reference: ``tests/data/alfworld_stock_digests.json`` holds the digests of the stock engine's transcripts
   over every embedded game, written in spawned processes by ``python -m
-  skill_gym.envs.alfworld.accel.transcript``; the accelerated engine must reproduce them: 18 games by
+  skill_gym.envs.alfworld.accel.transcript``; the accelerated engine must reproduce them: 6 games by
   default (spawned), every 6th game in the slow run (eval games in one process, train games spawned), and
   every game with ``SKILL_GYM_ALFWORLD_FULL_CHECK=1`` (about an hour on 2 cores: the planner's searches,
   the same C++ code in both engines, take most of it);
@@ -91,8 +91,8 @@ def test_reference_digests_cover_the_suite(records: list[dict], reference: dict)
 
 
 def test_accelerated_matches_reference_in_spawned_processes(records: list[dict], reference: dict) -> None:
-    """One game per task type and split, played by the accelerated engine in two spawned processes."""
-    sample = {(r["split"], r["task_type"]): r for r in records}.values()
+    """One eval game per task type, played by the accelerated engine in two spawned processes."""
+    sample = {r["task_type"]: r for r in records if r["split"] != "train"}.values()  # one per task type
     _check(suite_digests(sample, accelerate=True, processes=2), reference)
 
 
