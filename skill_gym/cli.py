@@ -277,9 +277,10 @@ def _precompute(args: argparse.Namespace) -> int:
     games = [g for g in load_suite()["games"] if args.split is None or g["split"] in args.split]
     for i, record in enumerate(games, 1):
         data = game_files(record)[1]
+        TRANSLATIONS.clear()  # from disk or translated anew, so a record is written even if memory held it
         TRANSLATIONS.get(data["pddl_domain"], data["pddl_problem"], replan=not args.no_replan)
-        TRANSLATIONS.clear()  # keep memory flat; the records stay on disk
         print(f"\r{i}/{len(games)} {record['task_id']}", end="", flush=True)
+    TRANSLATIONS.clear()  # keep memory flat; the records stay on disk
     print(f"\nwrote {len(games)} translation records to {TRANSLATIONS.folder}")
     return 0
 
