@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["digest", "invalid_command", "play", "suite_digests"]
+__all__ = ["digest", "invalid_command", "play", "reference_key", "suite_digests"]
 
 RANDOM_STEPS = 200
 SEED = 20261122
@@ -63,17 +63,26 @@ def _record(kind: str, command: str | None, state: Mapping[str, Any], facts: boo
 
 
 def play(
-    engine: Any, walkthrough: Iterable[str], seed: int = SEED, random_steps: int = RANDOM_STEPS
+    engine: Any, walkthrough: Iterable[str], seed: int = SEED, random_steps: int = RANDOM_STEPS, plans: bool = True
 ) -> Iterator[dict[str, Any]]:
-    """The transcript of ``engine`` (a ``GameEngine``) on the fixed script described in the module docstring."""
+    """The transcript of ``engine`` (a ``GameEngine``) on the fixed script described in the module docstring.
+
+    ``plans=False`` leaves out the planner's plans (asking for one changes no state, so the other records are
+    the same): the planner's searches are most of a transcript's time, up to minutes in a big kitchen.
+    """
     facts = engine.facts
+
+    def plan() -> Iterator[dict[str, Any]]:
+        if plans:
+            yield {"kind": "plan", "plan": engine.expert_plan()}
+
     engine.reset()
     yield _record("reset", None, engine.raw, facts)
-    yield {"kind": "plan", "plan": engine.expert_plan()}
+    yield from plan()
     for command in walkthrough:
         engine.step(command)
         yield _record("step", command, engine.raw, facts)
-    yield {"kind": "plan", "plan": engine.expert_plan()}
+    yield from plan()
     engine.reset()
     yield _record("reset", None, engine.raw, facts)
     rng = random.Random(seed)
@@ -83,8 +92,8 @@ def play(
         engine.step(command)
         yield _record("step", command, engine.raw, facts)
         if i == random_steps // 2:
-            yield {"kind": "plan", "plan": engine.expert_plan()}
-    yield {"kind": "plan", "plan": engine.expert_plan()}
+            yield from plan()
+    yield from plan()
 
 
 def digest(records: Iterable[Mapping[str, Any]]) -> str:
@@ -96,28 +105,37 @@ def digest(records: Iterable[Mapping[str, Any]]) -> str:
     return h.hexdigest()
 
 
-def _game_digest(job: tuple[Mapping[str, Any], bool, int]) -> tuple[str, str]:
+def _game_digest(job: tuple[Mapping[str, Any], bool, int, bool]) -> tuple[str, str]:
     from skill_gym.envs.alfworld.engine import GameEngine
     from skill_gym.envs.alfworld.suite import game_files
 
-    record, accelerate, random_steps = job
+    record, accelerate, random_steps, plans = job
     data = game_files(record)[1]
     engine = GameEngine(data, key=record["task_id"], facts=True, accelerate=accelerate)
     try:
-        return record["task_id"], digest(play(engine, data["walkthrough"], random_steps=random_steps))
+        return record["task_id"], digest(play(engine, data["walkthrough"], random_steps=random_steps, plans=plans))
     finally:
         engine.close()
 
 
 def suite_digests(
-    records: Iterable[Mapping[str, Any]], accelerate: bool, random_steps: int = RANDOM_STEPS, processes: int = 1
+    records: Iterable[Mapping[str, Any]],
+    accelerate: bool,
+    random_steps: int = RANDOM_STEPS,
+    processes: int = 1,
+    plans: bool = True,
 ) -> dict[str, str]:
     """Transcript digests per task id; ``processes > 1`` plays the games in that many spawned processes."""
-    jobs = [(record, accelerate, random_steps) for record in records]
+    jobs = [(record, accelerate, random_steps, plans) for record in records]
     if processes <= 1:
         return dict(map(_game_digest, jobs))
     with multiprocessing.get_context("spawn").Pool(processes, maxtasksperchild=20) as pool:
         return dict(pool.imap_unordered(_game_digest, jobs))
+
+
+def reference_key(plans: bool) -> str:
+    """Where a reference file keeps the digests of transcripts with (``digests``) or without plans."""
+    return "digests" if plans else "step_digests"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -128,20 +146,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="e.g. tests/data/alfworld_stock_digests.json")
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--limit", type=int, default=None, help="only the first N games (for a quick look)")
+    parser.add_argument(
+        "--no-plans", dest="plans", action="store_false", help="transcripts without the planner's plans (step_digests)"
+    )
     args = parser.parse_args(argv)
     if accelerator_problem() is not None:
         raise SystemExit(f"the reference must be written with the pinned versions: {accelerator_problem()}")
+    header = {"engine": "stock", "versions": PINNED, "random_steps": RANDOM_STEPS, "seed": SEED}
+    out = json.loads(args.out.read_text()) if args.out.is_file() else dict(header)
+    if {k: out.get(k) for k in header} != header:
+        raise SystemExit(f"{args.out} was written with other settings; write to a new file")
     records = load_suite()["games"][: args.limit]
-    digests = suite_digests(records, accelerate=False, processes=args.processes)
-    out = {
-        "engine": "stock",
-        "versions": PINNED,
-        "random_steps": RANDOM_STEPS,
-        "seed": SEED,
-        "digests": dict(sorted(digests.items())),
-    }
+    digests = suite_digests(records, accelerate=False, processes=args.processes, plans=args.plans)
+    out[reference_key(args.plans)] = dict(sorted(digests.items()))
     args.out.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {len(digests)} digests to {args.out}")
+    print(f"wrote {len(digests)} {reference_key(args.plans)} to {args.out}")
     return 0
 
 
