@@ -7,9 +7,11 @@ halfway and at the end — and yields one record per reset, step and plan: the c
 the ordered admissible commands, won, score, done, and the readable facts (sorted). Two engines that give
 the same outputs give the same records, because the script only draws from what the engine returned.
 
-:func:`digest` folds a transcript into one SHA-256; ``python -m skill_gym.envs.alfworld.accel.transcript``
-writes the digests of the stock engine over the embedded suite (``tests/data/alfworld_stock_digests.json`` is
-the reference the tests compare the accelerated engine with; about an hour on 2 cores).
+:func:`digest` folds a transcript into one SHA-256. ``python -m skill_gym.envs.alfworld.accel.transcript
+--out F [--no-plans]`` writes the digests of the stock engine over the embedded suite
+(``tests/data/alfworld_stock_digests.json`` is the reference the tests compare the accelerated engine with;
+about two hours on 2 cores with plans, one without); ``--check F`` plays the accelerated engine and prints
+game by game whether it gives the same transcripts.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["digest", "invalid_command", "play", "reference_key", "suite_digests"]
+__all__ = ["digest", "invalid_command", "iter_digests", "play", "reference_key", "suite_digests"]
 
 RANDOM_STEPS = 200
 SEED = 20261122
@@ -118,6 +120,22 @@ def _game_digest(job: tuple[Mapping[str, Any], bool, int, bool]) -> tuple[str, s
         engine.close()
 
 
+def iter_digests(
+    records: Iterable[Mapping[str, Any]],
+    accelerate: bool,
+    random_steps: int = RANDOM_STEPS,
+    processes: int = 1,
+    plans: bool = True,
+) -> Iterator[tuple[str, str]]:
+    """``(task_id, transcript digest)`` as each game finishes; ``processes > 1`` plays them in spawned processes."""
+    jobs = [(record, accelerate, random_steps, plans) for record in records]
+    if processes <= 1:
+        yield from map(_game_digest, jobs)
+        return
+    with multiprocessing.get_context("spawn").Pool(processes, maxtasksperchild=20) as pool:
+        yield from pool.imap_unordered(_game_digest, jobs)
+
+
 def suite_digests(
     records: Iterable[Mapping[str, Any]],
     accelerate: bool,
@@ -125,12 +143,8 @@ def suite_digests(
     processes: int = 1,
     plans: bool = True,
 ) -> dict[str, str]:
-    """Transcript digests per task id; ``processes > 1`` plays the games in that many spawned processes."""
-    jobs = [(record, accelerate, random_steps, plans) for record in records]
-    if processes <= 1:
-        return dict(map(_game_digest, jobs))
-    with multiprocessing.get_context("spawn").Pool(processes, maxtasksperchild=20) as pool:
-        return dict(pool.imap_unordered(_game_digest, jobs))
+    """Transcript digests per task id (see :func:`iter_digests`)."""
+    return dict(iter_digests(records, accelerate, random_steps, processes, plans))
 
 
 def reference_key(plans: bool) -> str:
@@ -138,30 +152,62 @@ def reference_key(plans: bool) -> str:
     return "digests" if plans else "step_digests"
 
 
+def _write_reference(out_path: Path, records: list[Mapping[str, Any]], processes: int, plans: bool) -> int:
+    from skill_gym.envs.alfworld.accel.versions import PINNED
+
+    header = {"engine": "stock", "versions": PINNED, "random_steps": RANDOM_STEPS, "seed": SEED}
+    out = json.loads(out_path.read_text()) if out_path.is_file() else dict(header)
+    if {k: out.get(k) for k in header} != header:
+        raise SystemExit(f"{out_path} was written with other settings; write to a new file")
+    digests = suite_digests(records, accelerate=False, processes=processes, plans=plans)
+    out[reference_key(plans)] = dict(sorted(digests.items()))
+    out_path.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {len(digests)} {reference_key(plans)} to {out_path}")
+    return 0
+
+
+def _check_reference(path: Path, records: list[Mapping[str, Any]], processes: int, plans: bool) -> int:
+    reference = json.loads(path.read_text())
+    if (reference.get("random_steps"), reference.get("seed")) != (RANDOM_STEPS, SEED):
+        raise SystemExit(f"{path} was written with another script (random_steps, seed)")
+    if reference_key(plans) not in reference:
+        raise SystemExit(
+            f"{path} has no {reference_key(plans)}; write them with --out {path}{'' if plans else ' --no-plans'}"
+        )
+    expected = reference[reference_key(plans)]
+    differ = []
+    for i, (task_id, found) in enumerate(iter_digests(records, True, RANDOM_STEPS, processes, plans), 1):
+        same = expected.get(task_id) == found
+        differ += [] if same else [task_id]
+        print(f"{i}/{len(records)} {'ok' if same else 'DIFFERS'} {task_id}", flush=True)
+    print(f"{len(records) - len(differ)} of {len(records)} games as the stock engine; differ: {differ or 'none'}")
+    return 1 if differ else 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    from skill_gym.envs.alfworld.accel.versions import PINNED, accelerator_problem
+    from skill_gym.envs.alfworld.accel.versions import accelerator_problem
     from skill_gym.envs.alfworld.suite import load_suite
 
-    parser = argparse.ArgumentParser(description="Write the stock engine's transcript digests over the embedded suite.")
-    parser.add_argument("--out", type=Path, required=True, help="e.g. tests/data/alfworld_stock_digests.json")
+    parser = argparse.ArgumentParser(
+        description="Write the stock engine's transcript digests over the embedded suite (--out), "
+        "or check the accelerated engine against them (--check)."
+    )
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--out", type=Path, help="write the stock engine's digests, e.g. tests/data/...json")
+    action.add_argument("--check", type=Path, help="play the accelerated engine and compare with this reference")
     parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument("--limit", type=int, default=None, help="only the first N games (for a quick look)")
+    parser.add_argument("--every", type=int, default=1, help="only every Nth game")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N games (after --every)")
     parser.add_argument(
         "--no-plans", dest="plans", action="store_false", help="transcripts without the planner's plans (step_digests)"
     )
     args = parser.parse_args(argv)
     if accelerator_problem() is not None:
-        raise SystemExit(f"the reference must be written with the pinned versions: {accelerator_problem()}")
-    header = {"engine": "stock", "versions": PINNED, "random_steps": RANDOM_STEPS, "seed": SEED}
-    out = json.loads(args.out.read_text()) if args.out.is_file() else dict(header)
-    if {k: out.get(k) for k in header} != header:
-        raise SystemExit(f"{args.out} was written with other settings; write to a new file")
-    records = load_suite()["games"][: args.limit]
-    digests = suite_digests(records, accelerate=False, processes=args.processes, plans=args.plans)
-    out[reference_key(args.plans)] = dict(sorted(digests.items()))
-    args.out.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {len(digests)} {reference_key(args.plans)} to {args.out}")
-    return 0
+        raise SystemExit(f"the reference is for the pinned versions: {accelerator_problem()}")
+    records = load_suite()["games"][:: args.every][: args.limit]
+    if args.out is not None:
+        return _write_reference(args.out, records, args.processes, args.plans)
+    return _check_reference(args.check, records, args.processes, args.plans)
 
 
 if __name__ == "__main__":
