@@ -1,13 +1,16 @@
 """The accelerated ALFWorld engine gives exactly the stock engine's outputs (real engines, no mocks).
 
 * live lockstep, one process: stock and accelerated engines play the same script (walkthrough, planner
-  plans, 200 random admissible and invalid commands) on sample games and every record must match;
+  plans, random admissible and invalid commands) on the smallest and the largest room, and every record
+  must match;
 * reference: ``tests/data/alfworld_stock_digests.json`` holds the digests of the stock engine's transcripts
-  over every embedded game, written in spawned processes by ``python -m
-  skill_gym.envs.alfworld.accel.transcript``; the accelerated engine must reproduce them: 6 games by
-  default (spawned), every 6th game in the slow run (eval games in one process, train games spawned), and
-  every game with ``SKILL_GYM_ALFWORLD_FULL_CHECK=1`` (about an hour on 2 cores: the planner's searches,
-  the same C++ code in both engines, take most of it);
+  (walkthrough, 200 random commands) over every embedded game, with the planner's plans (``digests``) and
+  without (``step_digests``), written in spawned processes by ``python -m
+  skill_gym.envs.alfworld.accel.transcript``. The accelerated engine must reproduce them: 6 games with plans
+  by default (spawned); in the slow run every game without plans and every 6th game with plans (eval games
+  in one process, train games in spawned ones); every game with plans with
+  ``SKILL_GYM_ALFWORLD_FULL_CHECK=1`` (about an hour on 2 cores: the planner's searches, the same C++ code
+  in both engines, take most of it, up to minutes for one plan in a big kitchen);
 * the async vector env (spawned workers) runs the accelerated engine and matches a stock vector env;
 * the version guard, translation records, the registry cap and the command-cache analysis.
 """
@@ -28,7 +31,7 @@ import skill_gym  # noqa: F401  (registers the env ids)
 from skill_gym.envs.alfworld import _upstream
 from skill_gym.envs.alfworld.accel import commands, state, translation, versions
 from skill_gym.envs.alfworld.accel.grammar import FastGrammar
-from skill_gym.envs.alfworld.accel.transcript import RANDOM_STEPS, SEED, play, suite_digests
+from skill_gym.envs.alfworld.accel.transcript import RANDOM_STEPS, SEED, play, reference_key, suite_digests
 from skill_gym.envs.alfworld.engine import ENGINE_POOL, GameEngine
 from skill_gym.envs.alfworld.suite import game_files, load_suite
 
@@ -45,7 +48,7 @@ def reference() -> dict:
     data = json.loads(REFERENCE.read_text())
     assert data["engine"] == "stock" and data["random_steps"] == RANDOM_STEPS and data["seed"] == SEED
     assert data["versions"] == versions.PINNED
-    return data["digests"]
+    return data
 
 
 def _by_size(records: list[dict]) -> list[dict]:
@@ -60,18 +63,19 @@ def _first_mismatch(stock: list[dict], fast: list[dict]) -> str | None:
     return None if len(stock) == len(fast) else f"lengths differ: {len(stock)} != {len(fast)}"
 
 
-def _transcript(record: dict, accelerate: bool, random_steps: int = RANDOM_STEPS) -> list[dict]:
+def _transcript(record: dict, accelerate: bool, random_steps: int = RANDOM_STEPS, plans: bool = True) -> list[dict]:
     data = game_files(record)[1]
     engine = GameEngine(data, key=record["task_id"], facts=True, accelerate=accelerate)
     try:
         assert engine.accelerated is accelerate
-        return list(play(engine, data["walkthrough"], random_steps=random_steps))
+        return list(play(engine, data["walkthrough"], random_steps=random_steps, plans=plans))
     finally:
         engine.close()
 
 
-def _lockstep(record: dict, random_steps: int) -> None:
-    stock, fast = _transcript(record, False, random_steps), _transcript(record, True, random_steps)
+def _lockstep(record: dict, random_steps: int, plans: bool = True) -> None:
+    stock = _transcript(record, False, random_steps, plans)
+    fast = _transcript(record, True, random_steps, plans)
     assert sum(r["kind"] == "step" for r in fast) >= random_steps
     assert _first_mismatch(stock, fast) is None, (record["task_id"], _first_mismatch(stock, fast))
 
@@ -83,22 +87,26 @@ def test_lockstep_smallest_room(records: list[dict]) -> None:
 
 @pytest.mark.slow
 def test_lockstep_largest_room(records: list[dict]) -> None:
-    _lockstep(_by_size(records)[-1], RANDOM_STEPS)
+    """200 random steps in the biggest kitchen, without plans (its first plan alone takes minutes)."""
+    _lockstep(_by_size(records)[-1], RANDOM_STEPS, plans=False)
 
 
 def test_reference_digests_cover_the_suite(records: list[dict], reference: dict) -> None:
-    assert set(reference) == {r["task_id"] for r in records}
+    task_ids = {r["task_id"] for r in records}
+    assert set(reference[reference_key(True)]) == set(reference[reference_key(False)]) == task_ids
 
 
 def test_accelerated_matches_reference_in_spawned_processes(records: list[dict], reference: dict) -> None:
-    """One eval game per task type, played by the accelerated engine in two spawned processes."""
+    """One eval game per task type, with plans, played by the accelerated engine in two spawned processes."""
     sample = {r["task_type"]: r for r in records if r["split"] != "train"}.values()  # one per task type
-    _check(suite_digests(sample, accelerate=True, processes=2), reference)
+    _check(suite_digests(sample, accelerate=True, processes=2), reference, plans=True)
 
 
-def _check(digests: dict[str, str], reference: dict) -> None:
-    wrong = sorted(tid for tid, d in digests.items() if reference[tid] != d)
-    assert not wrong, f"{len(wrong)} of {len(digests)} games differ from the stock engine: {wrong[:5]}"
+def _check(digests: dict[str, str], reference: dict, plans: bool) -> None:
+    expected = reference[reference_key(plans)]
+    wrong = sorted(tid for tid, d in digests.items() if expected[tid] != d)
+    what = "with plans" if plans else "without plans"
+    assert not wrong, f"{len(wrong)} of {len(digests)} games ({what}) differ from the stock engine: {wrong[:5]}"
 
 
 FULL_CHECK = os.environ.get("SKILL_GYM_ALFWORLD_FULL_CHECK") == "1"
@@ -111,30 +119,27 @@ def _every_nth(records: list[dict], n: int, train: bool) -> list[dict]:
     return [r for r in records if (r["split"] == "train") == train][::n]
 
 
-@pytest.mark.slow
-def test_sampled_eval_games_in_one_process(records: list[dict], reference: dict) -> None:
-    """Every 6th eval game in this process, one after another (earlier games' engines and caches around)."""
-    _check(suite_digests(_every_nth(records, 6, train=False), accelerate=True, processes=1), reference)
+SAMPLES = [
+    pytest.param(False, 1, id="every-game-without-plans"),
+    pytest.param(True, 6, id="every-6th-game-with-plans"),
+    pytest.param(True, 1, marks=full_check, id="every-game-with-plans"),
+]
 
 
 @pytest.mark.slow
-def test_sampled_train_games_in_spawned_processes(records: list[dict], reference: dict) -> None:
-    """Every 6th train game in two spawned processes."""
-    _check(suite_digests(_every_nth(records, 6, train=True), accelerate=True, processes=2), reference)
+@pytest.mark.parametrize(("plans", "every"), SAMPLES)
+def test_eval_games_in_one_process(records: list[dict], reference: dict, plans: bool, every: int) -> None:
+    """Eval games in this process, one after another (earlier games' engines and caches around)."""
+    games = _every_nth(records, every, train=False)
+    _check(suite_digests(games, accelerate=True, processes=1, plans=plans), reference, plans)
 
 
 @pytest.mark.slow
-@full_check
-def test_every_eval_game_in_one_process(records: list[dict], reference: dict) -> None:
-    """The 120 eval games in this process, one after another (earlier games' engines and caches around)."""
-    _check(suite_digests(_every_nth(records, 1, train=False), accelerate=True, processes=1), reference)
-
-
-@pytest.mark.slow
-@full_check
-def test_every_train_game_in_spawned_processes(records: list[dict], reference: dict) -> None:
-    """The 240 train games in two spawned processes (with the eval test above: every embedded game)."""
-    _check(suite_digests(_every_nth(records, 1, train=True), accelerate=True, processes=2), reference)
+@pytest.mark.parametrize(("plans", "every"), SAMPLES)
+def test_train_games_in_spawned_processes(records: list[dict], reference: dict, plans: bool, every: int) -> None:
+    """Train games in two spawned processes (with the eval games above: the whole embedded suite)."""
+    games = _every_nth(records, every, train=True)
+    _check(suite_digests(games, accelerate=True, processes=2, plans=plans), reference, plans)
 
 
 def _vector_run(accelerate: bool, steps: int) -> tuple[list, list]:
@@ -218,6 +223,22 @@ def test_registry_cap_reloads_the_sas_and_changes_nothing(monkeypatch: pytest.Mo
     assert _first_mismatch(stock, first) is None and _first_mismatch(stock, again) is None
 
 
+def test_check_command_reports_each_game_and_fails_on_a_difference(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], records: list[dict]
+) -> None:
+    from skill_gym.envs.alfworld.accel.transcript import main
+
+    argv = ["--no-plans", "--every", "120", "--limit", "2", "--processes", "1"]
+    assert main(["--check", str(REFERENCE), *argv]) == 0
+    assert "2 of 2 games as the stock engine; differ: none" in capsys.readouterr().out
+    altered = json.loads(REFERENCE.read_text())
+    first = records[0]["task_id"]  # checked: --every 120 starts with it
+    altered["step_digests"][first] = "0" * 64
+    (tmp_path / "ref.json").write_text(json.dumps(altered))
+    assert main(["--check", str(tmp_path / "ref.json"), *argv]) == 1
+    assert f"DIFFERS {first}" in capsys.readouterr().out
+
+
 def test_translation_records_round_trip_and_reject_damage(tmp_path: Path, records: list[dict]) -> None:
     data = game_files(records[0])[1]
     domain, problem = data["pddl_domain"], data["pddl_problem"]
@@ -256,11 +277,13 @@ def test_command_analysis_of_the_alfred_grammar(records: list[dict]) -> None:
 def test_precompute_command_writes_a_record_per_game(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from skill_gym.cli import main
 
+    games = [r for r in load_suite()["games"] if r["split"] == "eval_out_of_distribution"]
+    data = game_files(games[0])[1]
+    monkeypatch.setattr(translation.TRANSLATIONS, "folder", None)
+    translation.TRANSLATIONS.get(data["pddl_domain"], data["pddl_problem"])  # in memory only, as after a play
     monkeypatch.setattr(translation.TRANSLATIONS, "folder", tmp_path)
     assert main(["alfworld", "precompute", "--split", "eval_out_of_distribution", "--no-replan"]) == 0
-    games = [r for r in load_suite()["games"] if r["split"] == "eval_out_of_distribution"]
     assert len(list(tmp_path.glob("*.json.gz"))) == len(games)
-    data = game_files(games[0])[1]
     record = (
         tmp_path / f"{translation.translation_key(data['pddl_domain'], data['pddl_problem'])}.json.gz"
     ).read_bytes()
