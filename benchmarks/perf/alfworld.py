@@ -9,7 +9,8 @@ the game with the fewest receptacles) and a large room (the most receptacles). F
   ``textworld.gym.make(env_id)``. ``AlfredTWEnv`` reads the game from the suite written in alfworld's
   folder layout (``suite.materialize``); ``training_method="dqn"`` so no expert wrapper is added (our
   ``Alfworld-v0`` computes no expert by default either). Its ``reset`` reloads the game file every time.
-* ``ours``: ``gym.make("Alfworld-v0")`` reset with ``options={"task_id": ...}``;
+* ``ours``: ``gym.make("Alfworld-v0")`` reset with ``options={"task_id": ...}``: the accelerated engine
+  (``--no-accelerate``: the stock textworld engine, as before the accelerator);
 * ``skill``: ``gym.make("SkillAlfworld-v0", library=<tmp>, selection="none", distillation="none")``:
   the skill wrapper in its act phase only, i.e. pure wrapper overhead.
 
@@ -114,6 +115,10 @@ class Args:
     vec_scenarios: list[str] = dataclasses.field(
         default_factory=lambda: ["random", "pinned"],
         metadata={"help": "vector scenarios: 'random' games at every reset, 'pinned' to the large room"},
+    )
+    accelerate: bool = dataclasses.field(
+        default=True,
+        metadata={"help": "ours/skill/vector envs on the accelerated engine (the default) or the stock one"},
     )
     library_skills: int = dataclasses.field(default=50, metadata={"help": "skills in the similarity library"})
     similarity_resets: int = dataclasses.field(default=10, metadata={"help": "timed resets per similarity variant"})
@@ -266,7 +271,9 @@ def bench_room(args: Args, room: str, task_id: str, suite_root: Path, library: P
     setup: dict[str, float] = {}
     envs: dict[str, Any] = {}
     envs["upstream"], setup["upstream"] = timed(lambda: Upstream(trial_dir, args.max_steps))
-    envs["ours"], setup["ours"] = timed(lambda: Ours(gym.make("Alfworld-v0", max_steps=args.max_steps), task_id))
+    envs["ours"], setup["ours"] = timed(
+        lambda: Ours(gym.make("Alfworld-v0", max_steps=args.max_steps, accelerate=args.accelerate), task_id)
+    )
     envs["skill"], setup["skill"] = timed(
         lambda: Ours(
             gym.make(
@@ -275,6 +282,7 @@ def bench_room(args: Args, room: str, task_id: str, suite_root: Path, library: P
                 selection="none",
                 distillation="none",
                 max_steps=args.max_steps,
+                accelerate=args.accelerate,
             ),
             task_id,
         )
@@ -395,7 +403,8 @@ def cpu_calibration(workers: Sequence[int], seconds: float = 1.0) -> dict[str, f
 
 def bench_vector(args: Args, n: int, mode: str, scenario: str, task_id: str) -> dict[str, Any]:
     """Throughput of ``make_vec("Alfworld-v0")`` stepping random admissible commands."""
-    kwargs: dict[str, Any] = {"vector_kwargs": {"shared_memory": False}} if mode == "async" else {}
+    kwargs: dict[str, Any] = {"accelerate": args.accelerate}
+    kwargs |= {"vector_kwargs": {"shared_memory": False}} if mode == "async" else {}
     vec, make_s = timed(
         lambda: gym.make_vec("Alfworld-v0", num_envs=n, vectorization_mode=mode, max_steps=args.max_steps, **kwargs)
     )
@@ -539,7 +548,12 @@ def bench_similarity(args: Args, rooms: dict[str, str], library: Path) -> dict[s
     with quiet():  # sentence-transformers' progress bar
         encoder, encoder_s = timed(SentenceEncoder.shared)  # process-wide, shared by every library below
     build = build_library(library, args.library_skills, args.seed)
-    kwargs = {"library": str(library), "distillation": "none", "max_steps": args.max_steps}
+    kwargs = {
+        "library": str(library),
+        "distillation": "none",
+        "max_steps": args.max_steps,
+        "accelerate": args.accelerate,
+    }
     envs = {
         "none": gym.make("SkillAlfworld-v0", selection="none", **kwargs),
         "similarity": gym.make("SkillAlfworld-v0", selection="similarity", **kwargs),
