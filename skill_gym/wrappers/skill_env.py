@@ -19,7 +19,6 @@ action and shown in ``obs["phase"]``:
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import time
 from collections import OrderedDict
@@ -418,8 +417,17 @@ class SkillEnv(TextEnv):
         if action_valid is not None:
             info["action_valid"] = action_valid
         self._track["phase"] = self._phase
-        info["skill"] = {**copy.deepcopy(self._track), "mode": f"{self.config.skills}/{self.config.selection}"}
+        info["skill"] = {**_copy_json(self._track), "mode": f"{self.config.skills}/{self.config.selection}"}
         return info
+
+
+def _copy_json(value: Any) -> Any:
+    """A copy of nested lists and dicts of plain values (what ``copy.deepcopy`` gives, without its overhead)."""
+    if isinstance(value, dict):
+        return {key: _copy_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(item) for item in value]
+    return value
 
 
 def make_skill_env(base_id: str, env_name: str = "", render_mode: str | None = None, **kwargs: Any) -> SkillEnv:
