@@ -424,9 +424,9 @@ class SkillEnv(TextEnv):
 def _copy_json(value: Any) -> Any:
     """A copy of nested lists and dicts of plain values (what ``copy.deepcopy`` gives, without its overhead)."""
     if isinstance(value, dict):
-        return {key: _copy_json(item) for key, item in value.items()}
+        return {key: _copy_json(item) if isinstance(item, dict | list) else item for key, item in value.items()}
     if isinstance(value, list):
-        return [_copy_json(item) for item in value]
+        return [_copy_json(item) if isinstance(item, dict | list) else item for item in value]
     return value
 
 
