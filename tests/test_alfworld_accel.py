@@ -31,7 +31,7 @@ import skill_gym  # noqa: F401  (registers the env ids)
 from skill_gym.envs.alfworld import _upstream
 from skill_gym.envs.alfworld.accel import commands, state, translation, versions
 from skill_gym.envs.alfworld.accel.grammar import FastGrammar
-from skill_gym.envs.alfworld.accel.transcript import RANDOM_STEPS, SEED, play, reference_key, suite_digests
+from skill_gym.envs.alfworld.accel.transcript import RANDOM_STEPS, SEED, iter_digests, play, reference_key
 from skill_gym.envs.alfworld.engine import ENGINE_POOL, GameEngine
 from skill_gym.envs.alfworld.suite import game_files, load_suite
 
@@ -99,7 +99,7 @@ def test_reference_digests_cover_the_suite(records: list[dict], reference: dict)
 def test_accelerated_matches_reference_in_spawned_processes(records: list[dict], reference: dict) -> None:
     """One eval game per task type, with plans, played by the accelerated engine in two spawned processes."""
     sample = {r["task_type"]: r for r in records if r["split"] != "train"}.values()  # one per task type
-    _check(suite_digests(sample, accelerate=True, processes=2), reference, plans=True)
+    _check(dict(iter_digests(sample, accelerate=True, processes=2)), reference, plans=True)
 
 
 def _check(digests: dict[str, str], reference: dict, plans: bool) -> None:
@@ -131,7 +131,7 @@ SAMPLES = [
 def test_eval_games_in_one_process(records: list[dict], reference: dict, plans: bool, every: int) -> None:
     """Eval games in this process, one after another (earlier games' engines and caches around)."""
     games = _every_nth(records, every, train=False)
-    _check(suite_digests(games, accelerate=True, processes=1, plans=plans), reference, plans)
+    _check(dict(iter_digests(games, accelerate=True, processes=1, plans=plans)), reference, plans)
 
 
 @pytest.mark.slow
@@ -139,7 +139,7 @@ def test_eval_games_in_one_process(records: list[dict], reference: dict, plans: 
 def test_train_games_in_spawned_processes(records: list[dict], reference: dict, plans: bool, every: int) -> None:
     """Train games in two spawned processes (with the eval games above: the whole embedded suite)."""
     games = _every_nth(records, every, train=True)
-    _check(suite_digests(games, accelerate=True, processes=2, plans=plans), reference, plans)
+    _check(dict(iter_digests(games, accelerate=True, processes=2, plans=plans)), reference, plans)
 
 
 def _vector_run(accelerate: bool, steps: int) -> tuple[list, list]:

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["digest", "invalid_command", "iter_digests", "play", "reference_key", "suite_digests"]
+__all__ = ["digest", "invalid_command", "iter_digests", "play", "reference_key"]
 
 RANDOM_STEPS = 200
 SEED = 20261122
@@ -136,17 +136,6 @@ def iter_digests(
         yield from pool.imap_unordered(_game_digest, jobs)
 
 
-def suite_digests(
-    records: Iterable[Mapping[str, Any]],
-    accelerate: bool,
-    random_steps: int = RANDOM_STEPS,
-    processes: int = 1,
-    plans: bool = True,
-) -> dict[str, str]:
-    """Transcript digests per task id (see :func:`iter_digests`)."""
-    return dict(iter_digests(records, accelerate, random_steps, processes, plans))
-
-
 def reference_key(plans: bool) -> str:
     """Where a reference file keeps the digests of transcripts with (``digests``) or without plans."""
     return "digests" if plans else "step_digests"
@@ -159,7 +148,7 @@ def _write_reference(out_path: Path, records: list[Mapping[str, Any]], processes
     out = json.loads(out_path.read_text()) if out_path.is_file() else dict(header)
     if {k: out.get(k) for k in header} != header:
         raise SystemExit(f"{out_path} was written with other settings; write to a new file")
-    digests = suite_digests(records, accelerate=False, processes=processes, plans=plans)
+    digests = dict(iter_digests(records, accelerate=False, processes=processes, plans=plans))
     out[reference_key(plans)] = dict(sorted(digests.items()))
     out_path.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {len(digests)} {reference_key(plans)} to {out_path}")
@@ -178,7 +167,8 @@ def _check_reference(path: Path, records: list[Mapping[str, Any]], processes: in
     differ = []
     for i, (task_id, found) in enumerate(iter_digests(records, True, RANDOM_STEPS, processes, plans), 1):
         same = expected.get(task_id) == found
-        differ += [] if same else [task_id]
+        if not same:
+            differ.append(task_id)
         print(f"{i}/{len(records)} {'ok' if same else 'DIFFERS'} {task_id}", flush=True)
     print(f"{len(records) - len(differ)} of {len(records)} games as the stock engine; differ: {differ or 'none'}")
     return 1 if differ else 0
