@@ -14,7 +14,7 @@ import dataclasses
 from typing import Literal
 
 from agents.backends.base import ChatPrompt
-from skill_gym.wrappers.parsing import tag_content
+from skill_gym.skill_env.parsing import tag_content
 
 __all__ = ["ENV_INTROS", "PromptBuilder"]
 

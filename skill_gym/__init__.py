@@ -13,7 +13,7 @@ import gymnasium as gym
 __version__ = "0.1.0"
 __all__ = ["__version__", "make_vec", "register_envs"]
 
-_SKILL_ENTRY = "skill_gym.wrappers.skill_env:make_skill_env"
+_SKILL_ENTRY = "skill_gym.skill_env.env:make_skill_env"
 
 
 def register_envs() -> None:

@@ -1,14 +1,16 @@
-"""The ``skill-gym`` command line.
+"""The ``skill-gym`` command line: the environments' verbs, plus the verbs that installed packages plug in.
 
-Subcommands:
+Verbs of this package:
 
 * ``skill-gym library [--library PATH] stats|search|add|import|export`` — inspect and edit a
   skill library file;
-* ``skill-gym train grpo --env ID --model PATH_OR_ID --backend transformers|vllm ...`` — train a
-  policy (every field of :class:`agents.grpo.GRPOConfig` is a flag; ``--preset cpu|paper``);
-* ``skill-gym serve`` — an OpenAI-compatible chat server (127.0.0.1) around the transformers policy;
-* ``skill-gym doctor`` — check the installation (assets, optional engines, the ``agents`` name);
-* ``skill-gym demo`` — the end-to-end demo that ``make demo`` runs.
+* ``skill-gym alfworld precompute`` — write the ALFWorld engine's translation records;
+* ``skill-gym doctor`` — check the installation (assets, optional engines, the ``agents`` name).
+
+Other packages add verbs through the entry-point group ``skill_gym.commands`` (:data:`PLUGIN_GROUP`):
+each entry point names a function that takes the ``argparse`` sub-parsers and adds its commands
+(the learners add ``train``, ``serve`` and ``demo`` this way), so one ``skill-gym`` command serves
+every layer while this package imports none of them.
 
 Errors in user input print one line to stderr and exit with status 2; nothing is written.
 """
@@ -19,14 +21,18 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from skill_gym.library import SkillLibrary
 
-__all__ = ["main"]
+__all__ = ["PLUGIN_GROUP", "main", "plugin_commands"]
+
+PLUGIN_GROUP = "skill_gym.commands"
+"""Entry-point group of the verbs other packages add to ``skill-gym``."""
 
 DEFAULT_LIBRARY = os.environ.get("SKILL_GYM_LIBRARY", "skill_library.sqlite")
 
@@ -45,6 +51,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SkillValidationError, StoreError, ValueError, FileNotFoundError) as error:
         print(f"skill-gym: error: {error}", file=sys.stderr)
         return 2
+
+
+def plugin_commands() -> list[Callable[[Any], None]]:
+    """The command-adding functions installed under :data:`PLUGIN_GROUP`, in name order.
+
+    A plug-in that cannot be imported is reported on stderr and left out; the other verbs still work.
+    """
+    found = []
+    for point in sorted(entry_points(group=PLUGIN_GROUP), key=lambda p: p.name):
+        try:
+            found.append(point.load())
+        except Exception as error:  # a broken optional install must not take the whole CLI down
+            print(f"skill-gym: the {point.name!r} commands are unavailable: {error}", file=sys.stderr)
+    return found
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -87,22 +107,6 @@ def _parser() -> argparse.ArgumentParser:
     dump.add_argument("--env")
     dump.set_defaults(handler=_export)
 
-    train = commands.add_parser("train", help="train a policy with RL")
-    learners = train.add_subparsers(title="learners")
-    for name, (module, cls_name, help_text) in LEARNERS.items():
-        sub = learners.add_parser(name, help=help_text)
-        sub.add_argument("--preset", choices=["cpu", "paper"], default=None,
-                         help="cpu: small limits that finish on a laptop; paper: REFERENCE.md values "
-                              "(default: paper with CUDA, cpu without)")  # fmt: skip
-        _add_config_flags(sub, _config_class(module, cls_name))
-        sub.set_defaults(handler=_train, learner=name)
-
-    serve = commands.add_parser("serve", help="OpenAI-compatible chat server on 127.0.0.1 around the policy")
-    serve.add_argument("--model", default=None)
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.set_defaults(handler=_serve)
-
     alfworld = commands.add_parser("alfworld", help="ALFWorld engine utilities")
     alfworld_actions = alfworld.add_subparsers(dest="action", required=True)
     precompute = alfworld_actions.add_parser(
@@ -115,90 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser("doctor", help="check the installation")
     doctor.set_defaults(handler=_doctor)
 
-    demo = commands.add_parser("demo", help="run the end-to-end demo on the embedded defaults")
-    demo.add_argument("--workdir", default="runs/demo")
-    demo.add_argument("--no-train", action="store_true", help="skip the one-step Skill1 training run")
-    demo.set_defaults(handler=_demo)
+    for command in plugin_commands():
+        command(commands)
     return parser
-
-
-LEARNERS = {
-    "grpo": ("agents.grpo.config", "GRPOConfig", "multi-turn GRPO"),
-    "skill1": ("agents.skill1.config", "Skill1Config", "Skill1: select, use and distill skills with one policy"),
-    "skill0": ("agents.skill0.config", "Skill0Config", "SKILL0: in-context skills withdrawn by a curriculum"),
-}
-
-
-def _config_class(module: str, name: str) -> type:
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
-
-
-def _add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
-    """One flag per dataclass field (``env_id`` is also ``--env``); JSON for dicts and lists."""
-    import dataclasses
-    import typing
-
-    hints = typing.get_type_hints(cls)
-    for field in dataclasses.fields(cls):
-        flag = "--" + field.name.replace("_", "-")
-        names = [flag, "--env"] if field.name == "env_id" else [flag]
-        kind = hints[field.name]
-        origin = typing.get_origin(kind)
-        help_text = field.metadata.get("help", "")
-        if kind is bool:
-            parser.add_argument(*names, dest=field.name, action=argparse.BooleanOptionalAction, default=None,
-                                help=help_text)  # fmt: skip
-        elif origin in (dict, list) or kind in (dict, list):
-            parser.add_argument(*names, dest=field.name, type=json.loads, default=None, help=f"{help_text} (JSON)")
-        elif origin is typing.Literal:
-            parser.add_argument(*names, dest=field.name, choices=list(typing.get_args(kind)), default=None,
-                                help=help_text)  # fmt: skip
-        else:
-            args = [a for a in typing.get_args(kind) if a is not type(None)] or [kind]
-            parser.add_argument(*names, dest=field.name, type=args[0], default=None, help=help_text)
-
-
-def _train(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    import torch
-
-    from skill_gym.doctor import agents_name_clash
-
-    clash = agents_name_clash()
-    if clash:
-        raise ValueError(clash)
-    module, cls_name, _ = LEARNERS[args.learner]
-    cls = _config_class(module, cls_name)
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name) is not None}
-    preset = args.preset or ("paper" if torch.cuda.is_available() else "cpu")
-    config = cls.cpu_defaults(**given) if preset == "cpu" else cls(**given)
-    trainer_module, trainer_name = TRAINERS[args.learner]
-    trainer = _config_class(trainer_module, trainer_name)(config)
-    try:
-        history = trainer.train()
-    finally:
-        trainer.close()
-    last = history[-1] if history else {}
-    print(json.dumps({k: v for k, v in last.items() if not k.startswith("perf/")}, indent=2))
-    print(f"run directory: {config.run_dir}")
-    return 0
-
-
-TRAINERS = {
-    "grpo": ("agents.grpo.trainer", "GRPOTrainer"),
-    "skill1": ("agents.skill1.trainer", "Skill1Trainer"),
-    "skill0": ("agents.skill0.trainer", "Skill0Trainer"),
-}
-
-
-def _serve(args: argparse.Namespace) -> int:
-    from agents.serve import main as serve_main
-
-    serve_main(args.model, args.host, args.port)
-    return 0
 
 
 def _open(args: argparse.Namespace, must_exist: bool = True) -> SkillLibrary:
@@ -283,12 +206,6 @@ def _precompute(args: argparse.Namespace) -> int:
     TRANSLATIONS.clear()  # keep memory flat; the records stay on disk
     print(f"\nwrote {len(games)} translation records to {TRANSLATIONS.folder}")
     return 0
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from skill_gym.demo import run_demo
-
-    return run_demo(Path(args.workdir), train=not args.no_train)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import pytest
 
 from agents.skill0 import Curriculum, Skill0Config, Skill0Trainer, budget_at, choose_active, file_deltas
 from skill_gym.library import SkillValidationError
-from skill_gym.wrappers import StaticSkillSet
+from skill_gym.skill_env import StaticSkillSet
 from tests.scripted_policy import ScriptedKeywordAgent
 from tests.tiny_policy import tiny_policy
 

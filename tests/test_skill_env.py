@@ -10,8 +10,8 @@ from gymnasium.utils.env_checker import check_env
 
 import skill_gym
 from skill_gym.library import Skill, SkillLibrary
-from skill_gym.wrappers import StaticSkillSet, ndcg, starter_skills_dir
-from skill_gym.wrappers.parsing import parse_query, parse_rank, parse_skill
+from skill_gym.skill_env import StaticSkillSet, ndcg, starter_skills_dir
+from skill_gym.skill_env.parsing import parse_query, parse_rank, parse_skill
 
 GOOD_SKILL = '```json\n{"description": "Asked for the opposite of a word.", "strategy": "Answer with the antonym."}\n```'
 

@@ -32,7 +32,7 @@ from agents.backends.base import Generation, SamplingConfig
 from agents.backends.hf import TransformersBackend, load_policy
 from agents.backends.vllm import VLLMBackend
 from agents.prompts import PromptBuilder
-from skill_gym.assets import resolve_policy_model
+from agents.models import resolve_policy_model
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 

@@ -5,6 +5,6 @@
 * ``openai`` — any OpenAI-compatible chat endpoint, for evaluation.
 """
 
-from agents.backends.base import Backend, ChatPrompt, Generation, SamplingConfig
+from agents.backends.base import Backend, ChatPrompt, Generation, SamplingConfig, StaticBackend
 
-__all__ = ["Backend", "ChatPrompt", "Generation", "SamplingConfig"]
+__all__ = ["Backend", "ChatPrompt", "Generation", "SamplingConfig", "StaticBackend"]

@@ -1,16 +1,22 @@
 """The backend protocol: a batch of chat prompts in, texts with token ids and log-probs out.
 
 This module holds :class:`SamplingConfig`, :class:`Generation` and the :class:`Backend`
-protocol that every backend (transformers, vLLM, OpenAI-compatible HTTP) implements.
+protocol that every backend (transformers, vLLM, OpenAI-compatible HTTP) implements:
+``generate`` a batch, ``sync_weights`` after a policy update (a no-op for backends that share the
+trainer's model or serve a fixed one) and ``close``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-__all__ = ["Backend", "ChatPrompt", "Generation", "SamplingConfig"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["Backend", "ChatPrompt", "Generation", "SamplingConfig", "StaticBackend"]
 
 ChatPrompt = list[dict[str, str]]
 """OpenAI-style messages: ``[{"role": "system"|"user"|"assistant", "content": str}, ...]``."""
@@ -54,3 +60,25 @@ class Backend(Protocol):
     def generate(self, prompts: Sequence[ChatPrompt], sampling: SamplingConfig) -> list[Generation]:
         """One :class:`Generation` per prompt, in order."""
         ...
+
+    def sync_weights(self, model: torch.nn.Module, step: int, run_dir: str | Path) -> None:
+        """Make the next generations use ``model``'s current weights (the trainer calls it once per step, after the update)."""
+        ...
+
+    def close(self) -> None:
+        """Release the engine, its workers or its connections."""
+        ...
+
+
+class StaticBackend:
+    """Mixin for backends whose weights never need a push: ``sync_weights`` and ``close`` do nothing.
+
+    For backends that share the trainer's model object (transformers), serve a fixed model (an HTTP
+    endpoint) or are scripted (tests, baselines).
+    """
+
+    def sync_weights(self, model: torch.nn.Module, step: int, run_dir: str | Path) -> None:
+        """Nothing to push: generation already sees ``model`` (or never trains)."""
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,7 +1,7 @@
 """The transformers backend: batched sampling from a (LoRA-adapted) causal LM, CPU or GPU.
 
 This module holds :func:`load_policy` (model + tokenizer, optional peft LoRA, resolved through
-:func:`skill_gym.assets.resolve_policy_model` so the default SmolLM2 works offline) and
+:func:`agents.models.resolve_policy_model` so the default SmolLM2 works offline) and
 :class:`TransformersBackend`, which shares the trainer's model object: generation sees every
 update at once, no weight sync needed.
 """
@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from agents.backends.base import ChatPrompt, Generation, SamplingConfig
-from skill_gym.assets import resolve_policy_model
+from agents.backends.base import ChatPrompt, Generation, SamplingConfig, StaticBackend
+from agents.models import resolve_policy_model
 
 __all__ = ["LoraSettings", "TransformersBackend", "load_policy"]
 
@@ -55,7 +55,7 @@ def load_policy(
     return net, tokenizer
 
 
-class TransformersBackend:
+class TransformersBackend(StaticBackend):
     """Batched ``model.generate`` with per-token log-probs of the sampled tokens.
 
     Example:

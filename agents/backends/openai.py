@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from agents.backends.base import ChatPrompt, Generation, SamplingConfig
+from agents.backends.base import ChatPrompt, Generation, SamplingConfig, StaticBackend
 
 __all__ = ["EndpointError", "OpenAIBackend"]
 
@@ -28,7 +28,7 @@ class EndpointError(RuntimeError):
     """The endpoint failed after all retries, or answered with something that is not a completion."""
 
 
-class OpenAIBackend:
+class OpenAIBackend(StaticBackend):
     """Chat completions from ``base_url`` (e.g. ``http://127.0.0.1:8000/v1``).
 
     Example:

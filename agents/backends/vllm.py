@@ -7,7 +7,7 @@ exactly what the engine saw; ``Generation.logprobs`` are the sampled tokens' log
 transformers backend reports them).
 
 The trainer's policy lives in another process (the engine's worker), so updates are pushed with
-:meth:`VLLMBackend.sync_weights` after every optimizer step:
+:meth:`VLLMBackend.sync_weights` once per training step, after its update:
 
 * ``sync="lora"`` — the peft adapter is saved to ``run_dir/vllm_adapters/step_<N>`` and used as a
   ``LoRARequest`` on the following generations (vLLM hot-loads it; the two newest folders are kept);
@@ -30,12 +30,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from agents.backends.base import ChatPrompt, Generation, SamplingConfig
-from skill_gym.assets import resolve_policy_model
+from agents.models import resolve_policy_model
 
 if TYPE_CHECKING:
     import torch
-
-    from agents.grpo.trainer import GRPOTrainer
 
 __all__ = ["LORA_RANKS", "VLLMBackend", "VLLMNotInstalledError", "lora_rank_for"]
 
@@ -154,29 +152,37 @@ class VLLMBackend:
         self.tokenizer = self.llm.get_tokenizer()
 
     @classmethod
-    def from_trainer(cls, trainer: GRPOTrainer, **overrides: Any) -> VLLMBackend:
-        """The backend for a :class:`~agents.grpo.trainer.GRPOTrainer`: same model, seed and dtype.
+    def for_policy(
+        cls,
+        model: torch.nn.Module,
+        model_path: str | None = None,
+        dtype: str = "float32",
+        seed: int = 0,
+        device: str = "cpu",
+        **overrides: Any,
+    ) -> VLLMBackend:
+        """The backend that generates for a training policy ``model`` loaded from ``model_path``.
 
         A peft (LoRA) policy syncs by adapters (``max_lora_rank`` from its adapter's rank); a full
-        policy by in-place weight reloads. The engine starts from ``config.model``; the trainer's
-        first ``sync_weights`` (after the first update, or on resume) brings it to the trainer's weights. On a GPU shared with training the engine gets 40 % of the
-        memory unless ``gpu_memory_utilization`` is overridden.
+        policy by in-place weight reloads. The engine starts from ``model_path``; the first
+        :meth:`sync_weights` (after the first update, or on resume) brings it to the policy's weights.
+        On a GPU shared with training the engine gets 40 % of the memory unless
+        ``gpu_memory_utilization`` is overridden.
         """
-        cfg = trainer.config
-        peft_config = getattr(trainer.model, "peft_config", None) or {}
+        peft_config = getattr(model, "peft_config", None) or {}
         uses_lora = bool(peft_config)
         ranks = [int(getattr(c, "r", 0) or 0) for c in peft_config.values()]
         kwargs: dict[str, Any] = {
             "enable_lora": uses_lora,
-            "max_lora_rank": max([cfg.lora_rank, 1, *ranks]),
-            "dtype": cfg.dtype,
-            "seed": cfg.seed,
+            "max_lora_rank": max([1, *ranks]),
+            "dtype": dtype,
+            "seed": seed,
             "sync": "lora" if uses_lora else "full",
         }
-        if str(cfg.device).startswith("cuda"):
+        if str(device).startswith("cuda"):
             kwargs["gpu_memory_utilization"] = 0.4
         kwargs.update(overrides)
-        return cls(resolve_policy_model(cfg.model), **kwargs)
+        return cls(resolve_policy_model(model_path), **kwargs)
 
     # -- generation ----------------------------------------------------------------------------
 
@@ -232,7 +238,7 @@ class VLLMBackend:
     # -- policy updates ------------------------------------------------------------------------
 
     def sync_weights(self, model: torch.nn.Module, step: int, run_dir: str | Path) -> None:
-        """Make the next generations use ``model``'s current weights (called after each optimizer update)."""
+        """Make the next generations use ``model``'s current weights (the trainer calls it once per step, after the update)."""
         if self.sync == "lora":
             self._sync_lora(model, step, Path(run_dir))
         else:

@@ -191,7 +191,7 @@ def bench_transformers(args: Args, prompts: list[ChatPrompt], sampling: Sampling
 
 def bench_vllm(args: Args, prompts: list[ChatPrompt], sampling: SamplingConfig) -> tuple[dict[str, Any], list]:
     from agents.backends.vllm import VLLMBackend
-    from skill_gym.assets import resolve_policy_model
+    from agents.models import resolve_policy_model
 
     path = resolve_policy_model(args.model or None)
     began = time.perf_counter()
@@ -257,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     load_start = os.getloadavg()[0]
     from transformers import AutoTokenizer
 
-    from skill_gym.assets import resolve_policy_model
+    from agents.models import resolve_policy_model
 
     tok = AutoTokenizer.from_pretrained(resolve_policy_model(args.model or None))  # converts SmolLM2 once if needed
     lengths = [len(tok.apply_chat_template(p, add_generation_prompt=True, tokenize=True)["input_ids"]) for p in prompts]

@@ -7,7 +7,7 @@ and reward scoring are not part of it and are not timed.
 
 Both systems train the same model under the same settings:
 
-* SmolLM2-135M-Instruct (``skill_gym.assets.resolve_policy_model()``), fp32, CPU, the same number of
+* SmolLM2-135M-Instruct (``agents.models.resolve_policy_model()``), fp32, CPU, the same number of
   torch threads (``--threads``), a fresh LoRA adapter r=16, alpha=32, dropout 0 on q/k/v/o/gate/up/down
   (identical initial weights: ours are copied into TRL's adapter, the script checks they are equal);
 * the same batch: ``--batch`` completions of ``--completion-len`` tokens after prompts of
@@ -180,7 +180,7 @@ def make_batch(args: Args, vocab_size: int, special_ids: set[int]) -> Batch:
 def load_base(seed: int) -> tuple[torch.nn.Module, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from skill_gym.assets import resolve_policy_model
+    from agents.models import resolve_policy_model
 
     path = resolve_policy_model()
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -484,7 +484,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "load_avg_start": load_start,
         "load_avg_end": os.getloadavg(),
         "settings": {
-            "model": "SmolLM2-135M-Instruct (skill_gym.assets.resolve_policy_model), fp32, CPU",
+            "model": "SmolLM2-135M-Instruct (agents.models.resolve_policy_model), fp32, CPU",
             "lora": {"r": args.lora_rank, "alpha": args.lora_alpha, "dropout": 0.0, "target_modules": TARGET_MODULES},
             "gradient_accumulation_steps": args.batch // args.micro_batch,
             "loss": "token-level (sum / tokens of the batch); TRL loss_type=dapo; clip 0.2; entropy off; 1 iteration",

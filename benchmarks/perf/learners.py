@@ -51,7 +51,7 @@ def _trainers(args: Args, root: Path) -> dict[str, Any]:
     from agents.skill0 import Skill0Config, Skill0Trainer
     from agents.skill1 import Skill1Config, Skill1Trainer
     from skill_gym.library import SkillLibrary, load_skills
-    from skill_gym.wrappers import starter_skills_dir
+    from skill_gym.skill_env import starter_skills_dir
 
     shared = dict(
         env_id="SkillAlfworld-v0", model=args.model, total_steps=10_000, tasks_per_step=args.tasks_per_step,

@@ -31,9 +31,9 @@ from skill_gym.assets import cache_dir
 from skill_gym.envs.text_env import TextEnv, coerce_action, sanitize_text
 from skill_gym.library import Skill, SkillLibrary
 from skill_gym.library.library import Retrieved
-from skill_gym.wrappers.parsing import QUERY_FORMAT, RANK_FORMAT, SKILL_FORMAT, parse_query, parse_rank, parse_skill
-from skill_gym.wrappers.ranking import ndcg
-from skill_gym.wrappers.static_skills import StaticSkillSet, starter_skills_dir
+from skill_gym.skill_env.parsing import QUERY_FORMAT, RANK_FORMAT, SKILL_FORMAT, parse_query, parse_rank, parse_skill
+from skill_gym.skill_env.ranking import ndcg
+from skill_gym.skill_env.static_skills import StaticSkillSet, starter_skills_dir
 
 __all__ = ["PHASES", "SkillConfig", "SkillEnv"]
 

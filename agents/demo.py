@@ -20,7 +20,7 @@ import gymnasium as gym
 
 import skill_gym  # noqa: F401  (registers the env ids)
 from skill_gym.library import SkillLibrary, load_skills
-from skill_gym.wrappers import starter_skills_dir
+from skill_gym.skill_env import starter_skills_dir
 
 __all__ = ["run_demo"]
 

@@ -1,0 +1,126 @@
+"""The learners' verbs of the ``skill-gym`` command, plugged in through the ``skill_gym.commands`` entry points.
+
+This module holds the functions that add them (see :func:`skill_gym.cli.plugin_commands`):
+
+* :func:`add_train_command` — ``skill-gym train grpo|skill1|skill0 ...``: every field of the learner's
+  config dataclass is a flag (``env_id`` is also ``--env``), ``--preset cpu|paper`` picks the limits;
+* :func:`add_serve_command` — ``skill-gym serve``: an OpenAI-compatible chat server on 127.0.0.1;
+* :func:`add_demo_command` — ``skill-gym demo``: the end-to-end demo that ``make demo`` runs.
+
+Heavy imports (torch, transformers) happen when a verb runs, not when the parser is built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import typing
+from pathlib import Path
+from typing import Any
+
+__all__ = ["LEARNERS", "add_config_flags", "add_demo_command", "add_serve_command", "add_train_command"]
+
+LEARNERS: dict[str, tuple[str, str, str]] = {
+    "grpo": ("agents.grpo.config:GRPOConfig", "agents.grpo.trainer:GRPOTrainer", "multi-turn GRPO"),
+    "skill1": ("agents.skill1.config:Skill1Config", "agents.skill1.trainer:Skill1Trainer",
+               "Skill1: select, use and distill skills with one policy"),
+    "skill0": ("agents.skill0.config:Skill0Config", "agents.skill0.trainer:Skill0Trainer",
+               "SKILL0: in-context skills withdrawn by a curriculum"),
+}  # fmt: skip
+"""Learner name → (config class, trainer class, help), as ``module:attribute`` strings."""
+
+
+def _load(path: str) -> Any:
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def add_train_command(commands: Any) -> None:
+    """``skill-gym train <learner>``."""
+    train = commands.add_parser("train", help="train a policy with RL")
+    learners = train.add_subparsers(title="learners")
+    for name, (config_path, _, help_text) in LEARNERS.items():
+        sub = learners.add_parser(name, help=help_text)
+        sub.add_argument("--preset", choices=["cpu", "paper"], default=None,
+                         help="cpu: small limits that finish on a laptop; paper: REFERENCE.md values "
+                              "(default: paper with CUDA, cpu without)")  # fmt: skip
+        add_config_flags(sub, _load(config_path))
+        sub.set_defaults(handler=_train, learner=name)
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One flag per dataclass field (``env_id`` is also ``--env``); JSON for dicts and lists."""
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+        flag = "--" + field.name.replace("_", "-")
+        names = [flag, "--env"] if field.name == "env_id" else [flag]
+        kind = hints[field.name]
+        origin = typing.get_origin(kind)
+        help_text = field.metadata.get("help", "")
+        if kind is bool:
+            parser.add_argument(*names, dest=field.name, action=argparse.BooleanOptionalAction, default=None,
+                                help=help_text)  # fmt: skip
+        elif origin in (dict, list) or kind in (dict, list):
+            parser.add_argument(*names, dest=field.name, type=json.loads, default=None, help=f"{help_text} (JSON)")
+        elif origin is typing.Literal:
+            parser.add_argument(*names, dest=field.name, choices=list(typing.get_args(kind)), default=None,
+                                help=help_text)  # fmt: skip
+        else:
+            args = [a for a in typing.get_args(kind) if a is not type(None)] or [kind]
+            parser.add_argument(*names, dest=field.name, type=args[0], default=None, help=help_text)
+
+
+def _train(args: argparse.Namespace) -> int:
+    import torch
+
+    from skill_gym.doctor import agents_name_clash
+
+    clash = agents_name_clash()
+    if clash:
+        raise ValueError(clash)
+    config_path, trainer_path, _ = LEARNERS[args.learner]
+    cls = _load(config_path)
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name) is not None}
+    preset = args.preset or ("paper" if torch.cuda.is_available() else "cpu")
+    config = cls.cpu_defaults(**given) if preset == "cpu" else cls(**given)
+    trainer = _load(trainer_path)(config)
+    try:
+        history = trainer.train()
+    finally:
+        trainer.close()
+    last = history[-1] if history else {}
+    print(json.dumps({k: v for k, v in last.items() if not k.startswith("perf/")}, indent=2))
+    print(f"run directory: {config.run_dir}")
+    return 0
+
+
+def add_serve_command(commands: Any) -> None:
+    """``skill-gym serve``."""
+    serve = commands.add_parser("serve", help="OpenAI-compatible chat server on 127.0.0.1 around the policy")
+    serve.add_argument("--model", default=None)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from agents.serve import main as serve_main
+
+    serve_main(args.model, args.host, args.port)
+    return 0
+
+
+def add_demo_command(commands: Any) -> None:
+    """``skill-gym demo``."""
+    demo = commands.add_parser("demo", help="run the end-to-end demo on the embedded defaults")
+    demo.add_argument("--workdir", default="runs/demo")
+    demo.add_argument("--no-train", action="store_true", help="skip the one-step Skill1 training run")
+    demo.set_defaults(handler=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from agents.demo import run_demo
+
+    return run_demo(Path(args.workdir), train=not args.no_train)
