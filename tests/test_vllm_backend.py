@@ -31,8 +31,8 @@ import torch
 from agents.backends.base import Generation, SamplingConfig
 from agents.backends.hf import TransformersBackend, load_policy
 from agents.backends.vllm import VLLMBackend
-from agents.prompts import PromptBuilder
 from agents.models import resolve_policy_model
+from agents.prompts import PromptBuilder
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 

@@ -5,8 +5,8 @@
 * parsing of the agent's phase outputs (``parsing.py``) and rerank NDCG (``ranking.py``).
 """
 
-from skill_gym.skill_env.ranking import ndcg
 from skill_gym.skill_env.env import PHASES, SkillConfig, SkillEnv, make_skill_env
+from skill_gym.skill_env.ranking import ndcg
 from skill_gym.skill_env.static_skills import StaticSkillSet, starter_skills_dir
 
 __all__ = ["PHASES", "SkillConfig", "SkillEnv", "StaticSkillSet", "make_skill_env", "ndcg", "starter_skills_dir"]
