@@ -57,7 +57,9 @@ def run_demo(workdir: Path, train: bool = True) -> int:
                 if terminated or truncated:
                     break
             result = "won" if info["won"] else "lost"
-            line = f"  {task_id.split('/')[-2][:48]:48s} {result} in {steps:2d} steps; skill in context: {chosen or '-'}"
+            line = (
+                f"  {task_id.split('/')[-2][:48]:48s} {result} in {steps:2d} steps; skill in context: {chosen or '-'}"
+            )
             if obs["phase"] == "distill":
                 skill = {"description": f"Tasks like: {obs['task']}", "strategy": _strategy(task_type)}
                 obs, _, _, _, info = env.step(json.dumps(skill))
@@ -81,7 +83,9 @@ def run_demo(workdir: Path, train: bool = True) -> int:
             trainer.close()
         keys = ("reward/mean", "success/all", "library/size", "skill/invalid_query", "loss/total", "perf/tokens_per_s")
         print("  " + ", ".join(f"{k}={metrics[k]:.3f}" for k in keys))
-        print(f"  run directory: {config.run_dir} ({', '.join(sorted(p.name for p in Path(config.run_dir).iterdir()))})")
+        print(
+            f"  run directory: {config.run_dir} ({', '.join(sorted(p.name for p in Path(config.run_dir).iterdir()))})"
+        )
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s; outputs under {workdir}")
     return 0
 

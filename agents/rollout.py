@@ -2,8 +2,11 @@
 
 This module holds :class:`Turn` and :class:`Episode` (what a learner trains on: per-turn prompt
 and response token ids, sampling log-probs, phase, validity flags and rewards; env text is only
-ever inside prompts, so it is never trained on) and :func:`rollout`, which runs one episode in
-each env — a list of envs or a Gymnasium vector env — generating for all unfinished envs at once.
+ever inside prompts, so it is never trained on), :class:`EnvAgent` (the protocol of agents that
+write env actions from observations directly: scripted, oracle, random, third-party code),
+:class:`HoldFinalStep` (keeps a finished episode still inside a vector env) and :func:`rollout`,
+which runs one episode in each env — a list of envs or a Gymnasium vector env — generating for
+all unfinished envs at once.
 """
 
 from __future__ import annotations
@@ -11,19 +14,19 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
 
-from agents.backends.base import Backend, SamplingConfig
+from agents.backends.base import Backend, Generation, SamplingConfig
 from agents.prompts import PromptBuilder
 
-__all__ = ["Episode", "RolloutStats", "Turn", "rollout"]
+__all__ = ["EnvAgent", "Episode", "HoldFinalStep", "RolloutStats", "Turn", "rollout"]
 
 
 @dataclasses.dataclass
 class Turn:
-    """One policy turn: the prompt it saw, what it generated, and what the env said."""
+    """One policy turn: what it observed, what it generated, and what the env said."""
 
     phase: str
     prompt_ids: list[int]
@@ -34,6 +37,8 @@ class Turn:
     format_valid: bool
     action_valid: bool
     reward: float
+    observation: str = ""
+    """The observation text the policy answered (for transcripts; the prompt holds more)."""
 
 
 @dataclasses.dataclass
@@ -58,6 +63,11 @@ class Episode:
     def n_invalid_action(self) -> int:
         return sum(not t.action_valid for t in self.turns)
 
+    @property
+    def act_steps(self) -> int:
+        """Turns in the base env (the ``act`` phase)."""
+        return sum(t.phase == "act" for t in self.turns)
+
 
 @dataclasses.dataclass
 class RolloutStats:
@@ -68,6 +78,40 @@ class RolloutStats:
     env_seconds: float = 0.0
     prompt_tokens: int = 0
     response_tokens: int = 0
+
+
+@runtime_checkable
+class EnvAgent(Protocol):
+    """An agent that reads observations and writes env actions (no chat prompts, no token ids)."""
+
+    def act(self, observations: Sequence[dict[str, str]], infos: Sequence[dict[str, Any]]) -> list[str]:
+        """One action per observation, in order."""
+        ...
+
+
+class HoldFinalStep(gym.Wrapper):
+    """Keeps a finished episode still inside a vector env, so the rollout alone decides what runs next.
+
+    A vector env steps every sub-env on every call and resets finished ones itself. During a
+    rollout the unfinished envs keep stepping while the finished ones must not start a new episode
+    (it would update a skill library's utilities from actions nobody chose). This wrapper reports
+    the episode's end in ``info["episode_end"]`` (``"terminated"`` or ``"truncated"``) and never to the
+    vector env; after it, ``step`` repeats the final observation with reward 0 and leaves the env alone.
+    """
+
+    def reset(self, **kwargs: Any):
+        self._final: tuple[Any, dict[str, Any]] | None = None
+        return self.env.reset(**kwargs)
+
+    def step(self, action: Any):
+        if getattr(self, "_final", None) is not None:
+            obs, info = self._final
+            return obs, 0.0, False, False, info
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if terminated or truncated:
+            info = {**info, "episode_end": "terminated" if terminated else "truncated"}
+            self._final = (obs, info)
+        return obs, reward, False, False, info
 
 
 class _EnvSet:
@@ -88,11 +132,16 @@ class _EnvSet:
     def step(self, actions: dict[int, str]) -> dict[int, tuple]:
         if self.vector is None:
             return {i: self.envs[i].step(a) for i, a in actions.items()}
-        full = [actions.get(i, "") for i in range(self.size)]  # finished envs get a no-op we ignore
+        full = [actions.get(i, "") for i in range(self.size)]  # finished envs hold their final step (HoldFinalStep)
         obs, rewards, terms, truncs, infos = self.vector.step(full)
-        return {
-            i: (_index(obs, i), float(rewards[i]), bool(terms[i]), bool(truncs[i]), _index(infos, i)) for i in actions
-        }
+        out = {}
+        for i in actions:
+            info = _index(infos, i)
+            end = info.pop("episode_end", "")
+            terminated = bool(terms[i]) or end == "terminated"
+            truncated = bool(truncs[i]) or end == "truncated"
+            out[i] = (_index(obs, i), float(rewards[i]), terminated, truncated, info)
+        return out
 
 
 def _index(batch: Any, i: int) -> Any:
@@ -113,7 +162,7 @@ def _index(batch: Any, i: int) -> Any:
 
 def rollout(
     envs: Sequence[gym.Env] | gym.vector.VectorEnv,
-    backend: Backend,
+    policy: Backend | EnvAgent,
     builder: PromptBuilder,
     task_ids: Sequence[str | None],
     seeds: Sequence[int],
@@ -121,12 +170,12 @@ def rollout(
     groups: Sequence[int] | None = None,
     policy_step: int | None = None,
     max_turns: int = 64,
-    tokenize: Any = None,
 ) -> tuple[list[Episode], RolloutStats]:
     """Run one episode per env (env ``i`` on ``task_ids[i]`` with ``seeds[i]``); return them in order.
 
-    ``tokenize`` maps a prompt to token ids for backends that do not return them (defaults to the
-    backend's own ``encode_prompt`` when it has one).
+    ``policy`` is a :class:`~agents.backends.base.Backend` (chat prompts built by ``builder``, answers
+    parsed by the env's format) or an :class:`EnvAgent` (observations in, env actions out). A vector env
+    must wrap its envs in :class:`HoldFinalStep` (``gym.make_vec(..., wrappers=[HoldFinalStep])``).
     """
     start = time.perf_counter()
     pool = _EnvSet(envs)
@@ -145,35 +194,41 @@ def rollout(
         for (_, info), g in zip(first, groups, strict=True)
     ]
     observations = [obs for obs, _ in first]
+    infos = [info for _, info in first]
     histories: list[list[tuple[str, str]]] = [[] for _ in range(pool.size)]
     act_steps = [0] * pool.size
     active = list(range(pool.size))
     turns = 0
     while active and turns < max_turns:
         turns += 1
-        prompts = [builder.build(observations[i], histories[i], act_steps[i]) for i in active]
         t0 = time.perf_counter()
-        generations = backend.generate(prompts, sampling)
+        if isinstance(policy, EnvAgent):
+            texts = policy.act([observations[i] for i in active], [infos[i] for i in active])
+            generations = [Generation(str(text), [], [], []) for text in texts]
+        else:
+            prompts = [builder.build(observations[i], histories[i], act_steps[i]) for i in active]
+            generations = policy.generate(prompts, sampling)
         stats.generate_seconds += time.perf_counter() - t0
-        actions: dict[int, str] = {}
+        if len(generations) != len(active):
+            raise ValueError(f"the policy answered {len(generations)} of {len(active)} prompts")
         parsed: dict[int, tuple[str, bool, str]] = {}
         for i, gen in zip(active, generations, strict=True):
             phase = observations[i].get("phase", "act") or "act"
-            action, format_ok = builder.parse(gen.text, phase)
-            actions[i] = action
-            parsed[i] = (action, format_ok, phase)
+            if isinstance(policy, EnvAgent):
+                parsed[i] = (gen.text, True, phase)
+            else:
+                parsed[i] = (*builder.parse(gen.text, phase), phase)
         t0 = time.perf_counter()
-        results = pool.step(actions)
+        results = pool.step({i: action for i, (action, _, _) in parsed.items()})
         stats.env_seconds += time.perf_counter() - t0
         still = []
         for i, gen in zip(active, generations, strict=True):
             obs, reward, terminated, truncated, info = results[i]
             action, format_ok, phase = parsed[i]
-            prompt_ids = gen.prompt_ids or (list(tokenize(prompts[active.index(i)])) if tokenize else [])
             episodes[i].turns.append(
                 Turn(
                     phase=phase,
-                    prompt_ids=prompt_ids,
+                    prompt_ids=gen.prompt_ids,
                     response_ids=gen.response_ids,
                     logprobs=gen.logprobs,
                     text=gen.text,
@@ -181,14 +236,15 @@ def rollout(
                     format_valid=format_ok,
                     action_valid=bool(info.get("action_valid", True)),
                     reward=float(reward),
+                    observation=observations[i].get("observation", ""),
                 )
             )
-            stats.prompt_tokens += len(prompt_ids)
+            stats.prompt_tokens += len(gen.prompt_ids)
             stats.response_tokens += len(gen.response_ids)
             if phase == "act":
                 histories[i].append((observations[i].get("observation", ""), action))
                 act_steps[i] += 1
-            observations[i] = obs
+            observations[i], infos[i] = obs, info
             episode = episodes[i]
             episode.env_return += float(reward)
             episode.won = bool(info.get("won", episode.won))

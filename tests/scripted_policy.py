@@ -2,24 +2,28 @@
 
 It answers each phase in the expected format (query, rank, a word, a JSON skill) and picks the
 right word with probability ``p_correct``, so learner tests see successes and failures
-deterministically. Token ids come from the given tokenizer, so a model can be trained on them.
+deterministically. It tells the phases apart by the answer formats the skill env declares
+(``PHASE_FORMATS``) and the task by the env's own question text, never by the prompt builder's
+wording. Token ids come from the given tokenizer, so a model can be trained on them.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 
 import numpy as np
 
-from agents.backends.base import ChatPrompt, Generation, SamplingConfig
+from agents.backends.base import ChatPrompt, Generation, SamplingConfig, StaticBackend
 from skill_gym.envs.keyword import TASKS
+from skill_gym.skill_env.parsing import PHASE_FORMATS
 
-_ANSWERS = {(t["task_type"], t["word"]): t["answer"] for t in TASKS}
-_KINDS = {"opposite": "opposite", "plural": "plural", "word": "echo"}
+_BY_QUESTION = {(t["task_type"], t["word"]): t for t in TASKS}
+_QUESTION = re.compile(r"Answer with the (?:(opposite|plural) of )?the word '(\w+)'")
 
 
-class ScriptedKeywordAgent:
+class ScriptedKeywordAgent(StaticBackend):
     def __init__(self, tokenizer, p_correct: float = 0.5, seed: int = 0, malformed: bool = False) -> None:
         self.tokenizer = tokenizer
         self.p_correct = p_correct
@@ -29,24 +33,22 @@ class ScriptedKeywordAgent:
     def text_for(self, content: str) -> str:
         if self.malformed:
             return "{{{ <rank> not valid"
-        if "inside <query>" in content:
+        if PHASE_FORMATS["select"].instruction in content:
             return "<query>answer with a word</query>"
-        if "Candidate skills" in content:
+        if PHASE_FORMATS["rerank"].instruction in content:
             return "<rank>2,1</rank>"
-        if "JSON object only" in content:
-            kind = re.search(r"at the task 'Answer with the (\w+)", content)
-            return ('{"description": "Asked for the %s of a word.", "strategy": "Answer with the right %s."}'
-                    % ((kind.group(1),) * 2 if kind else ("answer", "answer")))  # fmt: skip
-        task = re.search(r"Your task: Answer with the (?:(opposite|plural) of )?the word '(\w+)'", content)
-        if task is None:
+        question = _QUESTION.search(content)
+        if question is None:
             return "nothing"
-        kind = task.group(1) or "echo"
-        answer = _ANSWERS[(kind, task.group(2))]
-        choices = re.search(r"Admissible actions: (.*)", content).group(1).split(", ")
+        task = _BY_QUESTION[(question.group(1) or "echo", question.group(2))]
+        if PHASE_FORMATS["distill"].instruction in content:
+            kind = question.group(1) or "answer"
+            skill = {"description": f"Asked for the {kind} of a word.", "strategy": f"Answer with the right {kind}."}
+            return json.dumps(skill)
         if self.rng.random() < self.p_correct:
-            return answer
-        wrong = [c for c in choices if c != answer]
-        return str(self.rng.choice(wrong)) if wrong else answer
+            return task["answer"]
+        wrong = [c for c in task["choices"] if c != task["answer"]]
+        return str(self.rng.choice(wrong)) if wrong else task["answer"]
 
     def generate(self, prompts: Sequence[ChatPrompt], sampling: SamplingConfig) -> list[Generation]:
         out = []

@@ -68,9 +68,9 @@ def test_token_logprobs_and_entropy():
 def _tiny_trainer(tmp_path, **overrides) -> GRPOTrainer:
     model, tokenizer = tiny_policy()
     settings = dict(
-        env_id="Keyword-v0", env_kwargs={"task_types": ["opposite"]}, run_dir=str(tmp_path / "run"), lora_rank=0,
+        env_id="Keyword-v0", env_kwargs={"task_types": ["opposite"], "answer_format": "plain"}, run_dir=str(tmp_path / "run"), lora_rank=0,
         learning_rate=3e-2, total_steps=50, tasks_per_step=6, group_size=8, max_new_tokens=2,
-        action_format="plain", kl_coef=0.0, entropy_coef=0.0, mini_batch_size=512, micro_batch_size=128,
+        kl_coef=0.0, entropy_coef=0.0, mini_batch_size=512, micro_batch_size=128,
         save_every=1000, progress=False, max_turns=4,
     )  # fmt: skip
     settings.update(overrides)
@@ -82,8 +82,8 @@ def test_masks_cover_only_response_tokens_and_padding_changes_nothing(tmp_path):
     short = Sample(prompt_ids=[5, 6, 7], response_ids=[8, 9], advantage=1.0)
     long = Sample(prompt_ids=[5, 6, 7, 10, 11, 12, 13], response_ids=[14], advantage=1.0)
     with torch.no_grad():
-        logp, _, mask = trainer._logprobs([short, long])
-        alone, _, _ = trainer._logprobs([short])
+        logp, _, mask = trainer.policy.logprobs([short, long])
+        alone, _, _ = trainer.policy.logprobs([short])
         logits = trainer.model(input_ids=torch.tensor([[5, 6, 7, 8, 9]])).logits[0]
     assert mask.tolist() == [[1.0, 1.0], [0.0, 1.0]]  # prompt (env text) positions never count
     manual = torch.log_softmax(logits, -1)
@@ -103,13 +103,13 @@ def test_kl_reference_with_adapter_disabled_equals_separate_base(tmp_path):
             if "lora_B" in name:
                 p.normal_(0, 0.5)  # make the adapter matter
     config = GRPOConfig(env_id="Keyword-v0", run_dir=str(tmp_path / "r"), kl_coef=0.1, progress=False,
-                        tasks_per_step=1, group_size=1, action_format="plain")  # fmt: skip
+                        tasks_per_step=1, group_size=1, env_kwargs={"answer_format": "plain"})  # fmt: skip
     trainer = GRPOTrainer(config, model=peft_model, tokenizer=tokenizer)
     batch = [Sample([5, 6, 7, 8], [9, 10, 11], 1.0), Sample([12, 13], [14, 15], -1.0)]
-    ref_disabled = trainer._reference_logprobs(batch)
+    ref_disabled = trainer.policy.reference_logprobs(batch)
     with torch.no_grad():
-        ref_separate = trainer._logprobs(batch, model=separate)[0]
-        policy = trainer._logprobs(batch)[0]
+        ref_separate = trainer.policy.logprobs(batch, model=separate)[0]
+        policy = trainer.policy.logprobs(batch)[0]
     assert torch.allclose(ref_disabled, ref_separate, atol=1e-5)
     assert not torch.allclose(policy, ref_disabled)  # the adapter does change the policy
     trainer.close()

@@ -66,8 +66,8 @@ def test_bad_requests_get_a_clear_400(served, body, message):
 
 def test_evaluation_rollout_through_http(served):
     server, _ = served
-    envs = [gym.make("Keyword-v0") for _ in range(3)]
-    builder = PromptBuilder(env_name="keyword", action_format="plain")
+    envs = [gym.make("Keyword-v0", answer_format="plain") for _ in range(3)]
+    builder = PromptBuilder(envs[0].unwrapped.instructions)
     episodes, stats = rollout(envs, OpenAIBackend(server.url, model="tiny"), builder,
                               ["opposite/hot", "plural/box", "echo/apple"], [0, 1, 2],
                               SamplingConfig(max_new_tokens=2, temperature=1.0, seed=0))  # fmt: skip

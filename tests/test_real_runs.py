@@ -46,7 +46,9 @@ def test_skill1_smollm2_every_phase_trains(tmp_path):
 
     with SkillLibrary(trainer.library_path) as lib:  # two skills, so that the rerank phase happens
         lib.admit(Skill(description="Heating an object in the microwave.", strategy="Use microwave 1.", env="alfworld"))
-        lib.admit(Skill(description="Cleaning an object in the sink basin.", strategy="Use sinkbasin 1.", env="alfworld"))
+        lib.admit(
+            Skill(description="Cleaning an object in the sink basin.", strategy="Use sinkbasin 1.", env="alfworld")
+        )
     episodes, _ = trainer.collect()
     assert {t.phase for e in episodes for t in e.turns} == {"select", "rerank", "act", "distill"}
     assert all(t.response_ids and t.prompt_ids for e in episodes for t in e.turns)
@@ -67,7 +69,7 @@ def test_skill0_smollm2_curriculum_update_and_resume(tmp_path):
     resumed = Skill0Trainer(Skill0Config(env_id="SkillAlfworld-v0", run_dir=str(tmp_path / "skill0"), resume=True,
                                          **settings))  # fmt: skip
     assert resumed.step == 1 and resumed.curriculum.active == decided
-    assert all(list(env.unwrapped.static_skills.active) == decided for env in resumed.envs)
+    assert all(list(env.unwrapped.static_skills.active) == decided for env in resumed.envs.envs)
     resumed.train()
     resumed.close()
     _check_run_dir(tmp_path / "skill0", steps=2)

@@ -57,7 +57,7 @@ def _trainer(tmp_path, **overrides) -> Skill0Trainer:
     model, tokenizer = tiny_policy()
     settings = dict(
         env_id="SkillKeyword-v0", run_dir=str(tmp_path / "run"), lora_rank=0, learning_rate=1e-3, total_steps=4,
-        tasks_per_step=2, group_size=2, max_new_tokens=8, action_format="plain", entropy_coef=0.0,
+        tasks_per_step=2, group_size=2, max_new_tokens=8, env_kwargs={"answer_format": "plain"}, entropy_coef=0.0,
         micro_batch_size=16, save_every=2, progress=False, max_turns=4, test_freq=2, budget_schedule=[3, 1],
     )  # fmt: skip
     settings.update(overrides)
@@ -73,13 +73,13 @@ def test_run_with_curriculum_updates_and_resume_restores_the_active_set(tmp_path
     decisions = trainer.curriculum.decisions
     assert [d["step"] for d in decisions] == [0, 2, 4] and [d["budget"] for d in decisions] == [3, 3, 1]
     assert trainer.curriculum.active == ["general_skills"]
-    assert all(env.unwrapped.static_skills.active == ("general_skills",) for env in trainer.envs)
+    assert all(env.unwrapped.static_skills.active == ("general_skills",) for env in trainer.envs.envs)
     assert "val/delta/opposite" in history[1] and history[1]["curriculum/budget"] == 3
     assert history[0]["tokens/prompt_per_turn"] > 0
 
     resumed = _trainer(tmp_path, resume=True, total_steps=6)
     assert resumed.step == 4 and resumed.curriculum.decisions == decisions
-    assert all(env.unwrapped.static_skills.active == ("general_skills",) for env in resumed.envs)
+    assert all(env.unwrapped.static_skills.active == ("general_skills",) for env in resumed.envs.envs)
     resumed.close()
 
 

@@ -53,7 +53,7 @@ def _trainer(tmp_path, agent_kwargs=None, **overrides) -> Skill1Trainer:
     model, tokenizer = tiny_policy()
     settings = dict(
         env_id="SkillKeyword-v0", run_dir=str(tmp_path / "run"), lora_rank=0, learning_rate=1e-3, total_steps=2,
-        tasks_per_step=3, group_size=2, max_new_tokens=40, action_format="plain", kl_coef=0.0, entropy_coef=0.0,
+        tasks_per_step=3, group_size=2, max_new_tokens=40, env_kwargs={"answer_format": "plain"}, kl_coef=0.0, entropy_coef=0.0,
         micro_batch_size=16, mini_batch_size=256, save_every=1, progress=False, max_turns=8, min_similarity=0.0,
         top_k=3, seed=0,
     )  # fmt: skip

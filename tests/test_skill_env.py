@@ -13,7 +13,9 @@ from skill_gym.library import Skill, SkillLibrary
 from skill_gym.skill_env import StaticSkillSet, ndcg, starter_skills_dir
 from skill_gym.skill_env.parsing import parse_query, parse_rank, parse_skill
 
-GOOD_SKILL = '```json\n{"description": "Asked for the opposite of a word.", "strategy": "Answer with the antonym."}\n```'
+GOOD_SKILL = (
+    '```json\n{"description": "Asked for the opposite of a word.", "strategy": "Answer with the antonym."}\n```'
+)
 
 
 @pytest.fixture
@@ -108,14 +110,18 @@ def test_malformed_outputs_at_each_phase_never_raise(lib_path, encoder, bad):
     obs, _, _, _, info = env.step("cold")
     obs, _, term, _, info = env.step(bad)  # distill
     assert term and info["action_valid"] is False
-    assert info["skill"]["admission"]["status"] == "rejected" and "invalid skill" in info["skill"]["admission"]["reason"]
+    assert (
+        info["skill"]["admission"]["status"] == "rejected" and "invalid skill" in info["skill"]["admission"]["reason"]
+    )
     obs, _, term, _, info = env.step("anything")  # after the end
     assert term and "call reset()" in obs["observation"]
     env.close()
 
 
 def test_similarity_mode_and_read_only_library(lib_path, encoder):
-    [sid] = _seed(lib_path, encoder, [Skill(description="Asked for the plural of a word.", strategy="Add s.", env="keyword")])
+    [sid] = _seed(
+        lib_path, encoder, [Skill(description="Asked for the plural of a word.", strategy="Add s.", env="keyword")]
+    )
     env = _make(lib_path, selection="similarity", read_only=True)
     obs, info = env.reset(seed=0, options={"task_id": "plural/box"})
     assert obs["phase"] == "act" and info["skill"]["chosen_id"] == sid and "Add s." in obs["skills"]
@@ -147,17 +153,22 @@ def test_static_skills_and_active_set(lib_path):
 def test_vector_envs_share_one_library(tmp_path, encoder, mode):
     path = str(tmp_path / "shared.sqlite")
     SkillLibrary(path, encoder=encoder).close()
-    envs = skill_gym.make_vec("SkillKeyword-v0", num_envs=3, vectorization_mode=mode, library=path, selection="similarity")
+    envs = skill_gym.make_vec(
+        "SkillKeyword-v0", num_envs=3, vectorization_mode=mode, library=path, selection="similarity"
+    )
     envs.reset(seed=[0, 1, 2], options={"task_id": "echo/apple"})
     for action in (["apple"] * 3, [GOOD_SKILL.replace("opposite", f"echo {i}") for i in range(3)]):
         obs, rewards, term, trunc, infos = envs.step(action)
     assert term.all()
     statuses = list(infos["skill"]["admission"]["status"])  # vector infos nest dicts key by key
     assert statuses.count("added") >= 1 and set(statuses) <= {"added", "merged"}
-    envs.call("set_active_skills", ["general_skills"])
     envs.close()
     with SkillLibrary(path) as lib:
         assert len(lib) >= 1 and all(s.env == "keyword" and s.source == "distilled" for s in lib.skills())
+    static = skill_gym.make_vec("SkillKeyword-v0", num_envs=2, vectorization_mode=mode, skills="static")
+    static.call("set_active_skills", ["general_skills"])  # the curriculum hook reaches every worker
+    assert [s.active for s in static.get_attr("static_skills")] == [("general_skills",)] * 2
+    static.close()
 
 
 def test_parsers():

@@ -33,6 +33,7 @@ from agents.backends.hf import TransformersBackend, load_policy
 from agents.backends.vllm import VLLMBackend
 from agents.models import resolve_policy_model
 from agents.prompts import PromptBuilder
+from skill_gym.envs.instructions import ANSWER_FORMATS, Instructions
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -64,9 +65,14 @@ _OBSERVATIONS = [
 ]
 
 
+# ALFWorld's instructions without importing the alfworld engine (not installed in the vLLM environment).
+ALFWORLD = Instructions(intro="You are an agent acting in a household simulated as text (ALFWorld).",
+                        formats={"act": ANSWER_FORMATS["tagged"]})  # fmt: skip
+
+
 def alfworld_prompts() -> list[list[dict[str, str]]]:
     """Two ALFWorld-shaped act prompts (task, observation, admissible actions, think/action format)."""
-    builder = PromptBuilder(env_name="alfworld")
+    builder = PromptBuilder(ALFWORLD)
     history = [("You arrive at cabinet 1. The cabinet 1 is closed.", "open cabinet 1")]
     return [builder.build(_OBSERVATIONS[0], [], 0), builder.build(_OBSERVATIONS[1], history, 1)]
 
@@ -178,7 +184,7 @@ def long_alfworld_prompt() -> list[dict[str, str]]:
         "admissible_actions": "\n".join([f"go to {r}" for r in receptacles] + [f"examine {r}" for r in receptacles]),
     }
     history = [(room, "go to cabinet 1"), (room.replace("middle", "corner"), "go to countertop 1")]
-    return PromptBuilder(env_name="alfworld").build(obs, history, 2)
+    return PromptBuilder(ALFWORLD).build(obs, history, 2)
 
 
 def test_seeded_sampling_is_reproducible_and_varies_per_request(backend: VLLMBackend):

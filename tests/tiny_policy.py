@@ -21,8 +21,8 @@ CHAT_TEMPLATE = (
 
 
 def keyword_vocabulary() -> list[str]:
-    builder = PromptBuilder(env_name="keyword", action_format="plain", history_length=2)
-    env = KeywordEnv()
+    env = KeywordEnv(answer_format="plain")
+    builder = PromptBuilder(env.instructions, history_length=2)
     words: set[str] = {"ANSWER", ":"}
     for task in TASKS:
         obs, _ = env.reset(options={"task_id": task["task_id"]})

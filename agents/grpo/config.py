@@ -28,10 +28,14 @@ class GRPOConfig:
 
     env_id: str = _field("SkillAlfworld-v0", "Gymnasium id of a skill_gym env.")
     env_kwargs: dict[str, Any] = dataclasses.field(
-        default_factory=dict, metadata={"help": "Extra keyword arguments for gym.make (JSON on the CLI)."}
+        default_factory=dict,
+        metadata={"help": "Extra keyword arguments for gym.make (JSON on the CLI), e.g. the env's answer_format."},
     )
     eval_env_kwargs: dict[str, Any] = dataclasses.field(
         default_factory=dict, metadata={"help": "Overrides of env_kwargs for validation envs (e.g. another split)."}
+    )
+    vectorization_mode: Literal["sync", "async"] = _field(
+        "sync", "Rollout envs in one process (sync) or one worker process each (async; for slow envs)."
     )
     model: str | None = _field(None, "Policy model: HF id or local path (default SmolLM2-135M-Instruct, offline).")
     backend: Literal["transformers", "vllm"] = _field("transformers", "Rollout backend.")
@@ -50,8 +54,6 @@ class GRPOConfig:
     top_p: float = _field(1.0, "Nucleus sampling of training rollouts.")
     val_temperature: float = _field(0.4, "Sampling temperature of validation (0 = greedy).")
     history_length: int = _field(2, "Past steps shown in each prompt (verl-agent: 2).")
-    action_format: Literal["tagged", "plain", "search"] = _field("tagged", "Answer format of act turns.")
-    think: bool = _field(True, "Require <think> before <action> in tagged format.")
     max_turns: int = _field(64, "Safety cap on policy turns per episode (phases included).")
     reward_scale: float = _field(10.0, "Outcome reward on success (verl-agent: 10).")
     invalid_penalty: float = _field(0.1, "Penalty per act turn with an invalid format or action.")
@@ -69,6 +71,7 @@ class GRPOConfig:
     save_every: int = _field(10, "Checkpoint every N steps (and at the end).")
     eval_every: int = _field(0, "Validate every N steps (0: never).")
     eval_tasks: int = _field(0, "Tasks per validation (0: all of the eval env).")
+    eval_envs: int = _field(16, "Envs stepped together in validation.")
     keep_checkpoints: int = _field(2, "Checkpoints kept on disk.")
     resume: bool = _field(False, "Continue from the latest checkpoint in run_dir.")
     progress: bool = _field(True, "Show a progress bar.")

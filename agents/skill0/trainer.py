@@ -11,17 +11,16 @@ curriculum state is part of every checkpoint. ``mode="full"`` (all files, always
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
-from agents.backends.base import SamplingConfig
+import skill_gym
+from agents.evaluation import evaluate
 from agents.grpo.trainer import GRPOTrainer
-from agents.rollout import Episode, rollout
+from agents.rollout import Episode
 from agents.skill0.config import Skill0Config
 from agents.skill0.curriculum import Curriculum
 
@@ -34,7 +33,7 @@ class Skill0Trainer(GRPOTrainer):
     config: Skill0Config
 
     def __init__(self, config: Skill0Config, **kwargs: Any) -> None:
-        if not config.env_id.startswith("Skill"):
+        if not skill_gym.is_skill_env(config.env_id):
             raise ValueError(f"SKILL0 needs a skill env (Skill*-v0), got {config.env_id!r}")
         static = {"skills": "static", "selection": "none", "distillation": "none"}
         if config.static_dir:
@@ -43,8 +42,8 @@ class Skill0Trainer(GRPOTrainer):
         config.eval_env_kwargs = {**static, **config.eval_env_kwargs}
         self.curriculum: Curriculum | None = None
         super().__init__(config, **kwargs)
-        skills = self.envs[0].unwrapped.static_skills
-        self.files = sorted(skills.files)
+        self.skill_files = self.envs.get_attr("static_skills")[0]
+        self.files = sorted(self.skill_files.files)
         if self.curriculum is None:  # not restored from a checkpoint
             start = [] if config.mode == "none" else list(self.files)
             self.curriculum = Curriculum(list(config.budget_schedule), config.total_steps, config.test_freq, start)
@@ -53,37 +52,24 @@ class Skill0Trainer(GRPOTrainer):
     # -- curriculum ----------------------------------------------------------------------------
 
     def _apply(self, active: Sequence[str]) -> None:
-        for env in self.envs:
-            env.unwrapped.set_active_skills(list(active))
+        self.envs.call("set_active_skills", list(active))
 
     def _mapping(self, task_types: Sequence[str]) -> dict[str, str]:
         """Task type → skill file, for the task types that have a file."""
-        skills = self.envs[0].unwrapped.static_skills
-        return {t: f for t in task_types if (f := skills.file_for(t)) is not None}
+        return {t: f for t in task_types if (f := self.skill_files.file_for(t)) is not None}
 
     def validate(self, active: Sequence[str]) -> tuple[dict[str, float], float, float]:
         """Success per task type, overall success and mean prompt tokens, with ``active`` files in context."""
         cfg = self.config
-        kwargs = {**self.env_kwargs, **cfg.eval_env_kwargs}
-        probe = gym.make(cfg.env_id, **kwargs)
-        tasks = list(probe.unwrapped.task_ids)
-        probe.close()
-        tasks = tasks[: cfg.validation_tasks or len(tasks)]
-        envs = [gym.make(cfg.env_id, **kwargs) for _ in tasks]
-        for env in envs:
-            env.unwrapped.set_active_skills(list(active))
-        sampling = SamplingConfig(max_new_tokens=cfg.max_new_tokens, temperature=cfg.val_temperature, seed=cfg.seed)
-        episodes, stats = rollout(envs, self.backend, self.builder, tasks, list(range(len(tasks))), sampling,
-                                  policy_step=self.step, max_turns=cfg.max_turns)  # fmt: skip
-        for env in envs:
-            env.close()
-        by_type: dict[str, list[bool]] = defaultdict(list)
-        for e in episodes:
-            by_type[e.task_type].append(e.won)
-        n_turns = sum(len(e.turns) for e in episodes)
-        per_type = {t: float(np.mean(v)) for t, v in sorted(by_type.items())}
-        overall = float(np.mean([e.won for e in episodes])) if episodes else 0.0
-        return per_type, overall, stats.prompt_tokens / max(n_turns, 1)
+        result = evaluate(
+            self.backend, cfg.env_id, env_kwargs={**self.env_kwargs, **cfg.eval_env_kwargs},
+            n_tasks=cfg.validation_tasks, num_envs=cfg.eval_envs, vectorization_mode=cfg.vectorization_mode,
+            temperature=cfg.val_temperature, max_new_tokens=cfg.max_new_tokens, history_length=cfg.history_length,
+            max_turns=cfg.max_turns, seed=cfg.seed, policy_step=self.step,
+            setup=lambda vec: vec.call("set_active_skills", list(active)),
+        )  # fmt: skip
+        per_type = {t: v for t, v in result.success.items() if t != "all"}
+        return per_type, result.success["all"], result.prompt_tokens / max(result.n_turns, 1)
 
     def curriculum_step(self) -> dict[str, Any]:
         """Validate with and without skills; in curriculum mode choose the next active set."""

@@ -17,10 +17,12 @@ from typing import Any
 
 import numpy as np
 
+import skill_gym
 from agents.grpo.trainer import GRPOTrainer
 from agents.rollout import Episode
 from agents.skill1.advantages import skill1_turn_advantages
 from agents.skill1.config import Skill1Config
+from skill_gym.library import SkillLibrary
 
 __all__ = ["Skill1Trainer"]
 
@@ -36,11 +38,19 @@ class Skill1Trainer(GRPOTrainer):
     config: Skill1Config
 
     def __init__(self, config: Skill1Config, **kwargs: Any) -> None:
-        if not config.env_id.startswith("Skill"):
+        if not skill_gym.is_skill_env(config.env_id):
             raise ValueError(f"Skill1 needs a skill env (Skill*-v0), got {config.env_id!r}")
         config.env_kwargs = {**config.skill_env_kwargs(training=True), **config.env_kwargs}
         config.eval_env_kwargs = {**config.skill_env_kwargs(training=False), **config.eval_env_kwargs}
+        self._library: SkillLibrary | None = None
         super().__init__(config, **kwargs)
+
+    @property
+    def library(self) -> SkillLibrary | None:
+        """The run's library, read by the trainer for metrics (the envs write it; ``None`` until it exists)."""
+        if self._library is None and self.library_path is not None and self.library_path.is_file():
+            self._library = SkillLibrary(self.library_path)
+        return self._library
 
     def turn_advantages(self, episodes: Sequence[Episode]) -> list[list[float]]:
         cfg = self.config
@@ -60,7 +70,7 @@ class Skill1Trainer(GRPOTrainer):
         skills = [e.skill for e in episodes]
         statuses = Counter(s.get("admission", {}).get("status", "") for s in skills)
         reranked = [s["ndcg"] for s in skills if s.get("reranked")]
-        library = self.envs[0].unwrapped.library if self.config.selection != "none" else None
+        library = self.library if self.config.selection != "none" else None
         precise = []
         for episode, info in zip(episodes, skills, strict=True):
             chosen = info.get("chosen_id")
@@ -92,6 +102,16 @@ class Skill1Trainer(GRPOTrainer):
         )
         out.update({f"tokens/{phase}": float(n) for phase, n in sorted(tokens.items())})
         return out
+
+    def load_extra_state(self, directory, state: dict[str, Any]) -> None:
+        if self._library is not None:  # the checkpoint put another library file in place
+            self._library.close()
+            self._library = None
+
+    def close(self) -> None:
+        if self._library is not None:
+            self._library.close()
+        super().close()
 
 
 def _invalid_rate(episodes: Sequence[Episode], phase: str) -> float:

@@ -44,7 +44,37 @@ _INSTRUCTIONS = {
 
 
 class KeywordEnv(TextEnv):
-    """Pick the right word. Example:
+    """Pick the right word: a microsecond task for learner tests and learning-sanity checks.
+
+    ## Description
+    Each task shows a word and asks for the word a rule implies: its opposite (``opposite``), its
+    plural (``plural``) or the word itself (``echo``), to be chosen from a short admissible list.
+    18 tasks, 6 of each type; ``task_id`` is ``"<task_type>/<word>"``.
+
+    ## Action Space
+    A string: one of ``obs["admissible_actions"]`` (by default the env asks for it inside
+    ``<action> </action>`` after ``<think> </think>``; ``answer_format="plain"`` asks for the bare word).
+    Anything else is invalid: ``info["action_valid"] = False``, and it still counts as a try.
+
+    ## Observation Space
+    ``Dict`` of ``Text``: ``observation`` (feedback), ``task`` (the question) and ``admissible_actions``
+    (newline-joined words).
+
+    ## Rewards
+    1.0 for the right word, else 0.0.
+
+    ## Starting State
+    A task drawn with ``self.np_random`` (or pinned with ``options={"task_id": ...}``).
+
+    ## Episode End
+    ``terminated`` on the right word; ``truncated`` after ``max_steps`` tries without it.
+
+    ## Arguments
+    ``max_steps`` (2), ``task_types`` (a subset of ``opposite``, ``plural``, ``echo``), ``render_mode``
+    (``"ansi"``), ``answer_format`` (``"tagged"``, ``"action"`` or ``"plain"``).
+
+    ## Version History
+    * v0: initial version.
 
     >>> env = KeywordEnv()
     >>> obs, info = env.reset(options={"task_id": "opposite/hot"})
@@ -54,8 +84,16 @@ class KeywordEnv(TextEnv):
     (1.0, True)
     """
 
-    def __init__(self, max_steps: int = 2, task_types: list[str] | None = None, render_mode: str | None = None) -> None:
-        super().__init__(render_mode=render_mode)
+    intro = "You are an agent that answers word tasks with one word from a list."
+
+    def __init__(
+        self,
+        max_steps: int = 2,
+        task_types: list[str] | None = None,
+        render_mode: str | None = None,
+        answer_format: str | None = None,
+    ) -> None:
+        super().__init__(render_mode=render_mode, answer_format=answer_format)
         self.max_steps = max_steps
         self.tasks = [t for t in TASKS if task_types is None or t["task_type"] in task_types]
         if not self.tasks:

@@ -8,18 +8,23 @@ This module holds:
   ``check_env``);
 * :func:`coerce_action` — turns whatever the agent sent into a clean action string or a clear
   reason why it is not one (never raises);
-* :class:`TextEnv` — a small base class with the observation space, the ``ansi`` transcript
-  and the default ``info`` keys. Concrete envs implement ``reset`` and ``step``.
+* :class:`TextEnv` — a small base class with the observation space, the ``ansi`` transcript,
+  the env's :class:`~skill_gym.envs.instructions.Instructions` (intro and answer format, chosen with
+  ``answer_format=``) and the default ``info`` keys. Concrete envs implement ``reset`` and ``step``.
 """
 
 from __future__ import annotations
 
 import re
 import string
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import gymnasium as gym
 from gymnasium import spaces
+
+from skill_gym.envs.instructions import ANSWER_FORMATS, Instructions, ResponseFormat
+from skill_gym.envs.spaces import Utf8Text
 
 __all__ = [
     "MAX_ACTION_CHARS",
@@ -45,9 +50,17 @@ _TRUNCATION_MARK = "\n...[truncated]"
 _OUTSIDE_CHARSET = re.compile("[^" + re.escape("".join(sorted(TEXT_CHARSET))) + "]")
 
 
-def text_space(max_length: int = MAX_TEXT_CHARS) -> spaces.Text:
-    """A ``Text`` space over :data:`TEXT_CHARSET` that also admits the empty string."""
-    return spaces.Text(max_length=max_length, min_length=0, charset="".join(sorted(TEXT_CHARSET)))
+def text_space(max_length: int = MAX_TEXT_CHARS) -> Utf8Text:
+    """A ``Text`` space over :data:`TEXT_CHARSET` that also admits the empty string.
+
+    It is a :class:`~skill_gym.envs.spaces.Utf8Text`, so ``gymnasium.make_vec(..., vectorization_mode="async")``
+    passes observations through shared memory exactly (Gymnasium's own ``Text`` buffers read back as tabs).
+
+    >>> space = text_space(16)
+    >>> space.contains("") and space.contains("two\\nlines") and not space.contains("caf\\u00e9")
+    True
+    """
+    return Utf8Text(max_length=max_length, min_length=0, charset="".join(sorted(TEXT_CHARSET)))
 
 
 def sanitize_text(text: object, max_length: int = MAX_TEXT_CHARS) -> str:
@@ -96,25 +109,39 @@ def coerce_action(action: object, max_chars: int = MAX_ACTION_CHARS) -> tuple[st
 
 
 class TextEnv(gym.Env[dict[str, str], str]):
-    """Base class of the text environments: spaces, transcript and ``ansi`` rendering.
+    """Base class of the text environments: spaces, transcript, instructions and ``ansi`` rendering.
 
-    Subclasses call :meth:`_observe` to build observations (it sanitizes every field and
-    records the transcript) and implement ``reset``/``step``.
+    Subclasses set :attr:`intro` (and :attr:`answer_formats` when their answers are not commands),
+    call :meth:`_observe` to build observations (it sanitizes every field and records the
+    transcript) and implement ``reset``/``step``.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
     observation_keys: ClassVar[tuple[str, ...]] = ("observation", "task", "admissible_actions")
+    intro: ClassVar[str] = "You are an agent acting in a text environment."
+    """Who the agent is and what the world is: the first thing a prompt says."""
+    answer_formats: ClassVar[Mapping[str, ResponseFormat]] = ANSWER_FORMATS
+    """The act-phase answer formats this env offers, by name; the first is the default."""
     pending_options: dict[str, Any] | None = None
     """Options merged into the next ``reset`` and then cleared: lets a vector env give each worker its
     own task (``vec.set_attr("pending_options", [{"task_id": ...}, ...])``), which ``reset`` cannot."""
 
-    def __init__(self, render_mode: str | None = None) -> None:
+    def __init__(self, render_mode: str | None = None, answer_format: str | None = None) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}, got {render_mode!r}")
+        answer_format = answer_format or next(iter(self.answer_formats))
+        if answer_format not in self.answer_formats:
+            raise ValueError(f"answer_format must be one of {list(self.answer_formats)}, got {answer_format!r}")
         self.render_mode = render_mode
+        self.answer_format = answer_format
         self.observation_space = spaces.Dict({key: text_space() for key in self.observation_keys})
         self.action_space = text_space(MAX_ACTION_CHARS)
         self._transcript: list[str] = []
+
+    @property
+    def instructions(self) -> Instructions:
+        """The intro and the answer format of each phase (``env.unwrapped.instructions``)."""
+        return Instructions(intro=self.intro, formats={"act": self.answer_formats[self.answer_format]})
 
     def take_pending_options(self, options: dict[str, Any] | None) -> dict[str, Any]:
         """``options`` updated with :attr:`pending_options` (per-env values win), which is then cleared."""

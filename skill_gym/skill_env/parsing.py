@@ -1,7 +1,9 @@
-"""Parsing the agent's text in the skill phases (query, rank, distilled skill).
+"""The agent's answers in the skill phases: their formats (the one place they are written) and parsers.
 
-This module holds three parsers. Each is tolerant where the intent is clear and otherwise
-returns a reason that names the expected format; none raises on any input.
+:data:`PHASE_FORMATS` holds the answer format of ``select``, ``rerank`` and ``distill`` as the skill env
+declares them in its :class:`~skill_gym.envs.instructions.Instructions`. Three parsers read the
+answers; each is tolerant where the intent is clear and otherwise returns a reason that names the
+expected format; none raises on any input.
 
 * :func:`parse_query` — ``<query>...</query>`` (or a short untagged sentence);
 * :func:`parse_rank` — ``<rank>2,1,3</rank>`` over 1-based candidate numbers;
@@ -16,7 +18,10 @@ import json
 import re
 from typing import Any
 
+from skill_gym.envs.instructions import WholeResponse, tag_content
+
 __all__ = [
+    "PHASE_FORMATS",
     "QUERY_FORMAT",
     "RANK_FORMAT",
     "SKILL_FORMAT",
@@ -24,20 +29,29 @@ __all__ = [
     "parse_query",
     "parse_rank",
     "parse_skill",
-    "tag_content",
 ]
 
 QUERY_FORMAT = "<query>one sentence describing the skill you need</query>"
 RANK_FORMAT = "<rank>2,1,3</rank> (candidate numbers, most useful first)"
 SKILL_FORMAT = '{"description": "when this skill applies", "strategy": "what to do, step by step"}'
 MAX_QUERY_CHARS = 500
+
+PHASE_FORMATS = {
+    "select": WholeResponse(
+        "Before acting you may consult a library of skills learnt from earlier tasks. Describe in one "
+        "sentence the skill that would help most, inside <query> </query>."
+    ),
+    "rerank": WholeResponse(
+        "Rank the candidates from most to least useful for this task by their numbers, inside "
+        "<rank> </rank>, for example <rank>2,1,3</rank>."
+    ),
+    "distill": WholeResponse(
+        'Reply with the JSON object only: {"description": "...", "strategy": "..."}. The description says '
+        "when the skill applies (it is what future tasks are matched against); the strategy says what to do."
+    ),
+}
+"""The answer format of each skill phase, as the skill env declares it (the prompt text of the phase)."""
 _ANY_TAG = re.compile(r"</?\s*(think|action|answer|search|rank|query|information)\s*>", re.IGNORECASE)
-
-
-def tag_content(text: str, tag: str) -> str | None:
-    """Content of the last complete ``<tag>...</tag>`` in ``text`` (stripped), else ``None``."""
-    matches = re.findall(rf"<\s*{tag}\s*>(.*?)<\s*/\s*{tag}\s*>", text, re.IGNORECASE | re.DOTALL)
-    return matches[-1].strip() if matches else None
 
 
 def parse_query(text: object) -> tuple[str | None, str]:

@@ -29,30 +29,53 @@ def _show(action: object, limit: int = 60) -> str:
 class AlfworldEnv(TextEnv):
     """ALFWorld (Shridhar et al., 2021): reach a household goal with text commands in a simulated room.
 
+    ## Description
     Games come from the embedded suite (generated from alfworld's own floor plans, rules and goal library,
     every game won by alfworld's hand-coded expert) or, with ``data_dir=`` or ``$ALFWORLD_DATA`` pointing at
-    a folder holding ``json_2.1.1``, from upstream ALFWorld data.
-
-    * Observation: ``observation`` (the engine's text; the reset text is the intro with the room and the task),
-      ``task`` (the goal after "Your task is to: ") and ``admissible_actions`` (newline-joined, upstream order,
-      without ``help``).
-    * Action: one command string. Anything that is not an admissible command (wrong type, empty, too long,
-      non-ASCII, unknown) is answered ``Nothing happens.`` with a note saying why, is not sent to the engine,
-      sets ``info["action_valid"] = False`` and still counts as a step.
-    * Reward: 1.0 on the step that wins, else 0.0 (verl-agent uses 10 x won; scale in the learner).
-      ``terminated`` on a win; ``truncated`` after ``max_steps`` steps.
-    * Info: ``won``, ``score`` (1.0 if won else 0.0), ``task_id``, ``task_type``, ``action_valid``, ``step``
-      and, with ``expert_action=True``, ``expert_action``: the next command of alfworld's hand-coded expert
-      (``look`` when it has none, as upstream).
+    a folder holding ``json_2.1.1``, from upstream ALFWorld data. Six task types: pick_and_place_simple,
+    look_at_obj_in_light, pick_clean_then_place_in_recep, pick_heat_then_place_in_recep,
+    pick_cool_then_place_in_recep, pick_two_obj_and_place.
 
     ``accelerate=True`` (the default) runs the accelerated engine (:mod:`skill_gym.envs.alfworld.accel`):
     the same observations, admissible commands, rewards and expert actions as upstream's engine, 50-200x
     faster per step; ``accelerate=False`` runs upstream's engine untouched. On upstream versions other than
     the pinned ones the stock engine runs either way, after a one-line warning.
 
+    ## Action Space
+    One command string. Anything that is not an admissible command (wrong type, empty, too long,
+    non-ASCII, unknown) is answered ``Nothing happens.`` with a note saying why, is not sent to the engine,
+    sets ``info["action_valid"] = False`` and still counts as a step. Agents are asked for
+    ``<think>…</think><action>…</action>`` by default (:attr:`instructions`; ``answer_format=``).
+
+    ## Observation Space
+    ``Dict`` of ``Text``: ``observation`` (the engine's text; the reset text is the intro with the room and
+    the task), ``task`` (the goal after "Your task is to: ") and ``admissible_actions`` (newline-joined,
+    upstream order, without ``help``).
+
+    ## Rewards
+    1.0 on the step that wins, else 0.0 (verl-agent uses 10 x won; scale in the learner).
+
+    ## Starting State
     ``reset(options={"task_id": ...})`` pins a game (see :attr:`task_ids`); otherwise the game is drawn with
     ``self.np_random``, so the same seed gives the same game and text. Goal texts are fixed per game (drawn,
     with alfworld's templates, when the game was generated), so no global RNG is used at reset.
+
+    ## Episode End
+    ``terminated`` on a win; ``truncated`` after ``max_steps`` steps (an argument, not the registry's
+    ``max_episode_steps``, so the skill env can run its phases around the episode).
+
+    ## Info
+    ``won``, ``score`` (1.0 if won else 0.0), ``task_id``, ``task_type``, ``action_valid``, ``step`` and, with
+    ``expert_action=True``, ``expert_action``: the next command of alfworld's hand-coded expert (``look`` when
+    it has none, as upstream).
+
+    ## Arguments
+    ``split`` (``train``, ``eval_in_distribution``, ``eval_out_of_distribution``), ``data_dir``, ``max_steps``
+    (50), ``render_mode`` (``"ansi"``), ``expert_action``, ``task_types``, ``accelerate``, ``answer_format``
+    (``"tagged"``, ``"action"``, ``"plain"``).
+
+    ## Version History
+    * v0: initial version (alfworld 0.4.2 / textworld 1.7.0 semantics).
 
     >>> import gymnasium as gym, skill_gym  # doctest: +SKIP
     >>> env = gym.make("Alfworld-v0", split="eval_out_of_distribution")  # doctest: +SKIP
@@ -60,6 +83,11 @@ class AlfworldEnv(TextEnv):
     >>> obs["task"]  # doctest: +SKIP
     'put a clean mug in coffeemachine.'
     """
+
+    intro = (
+        "You are an agent acting in a household simulated as text (ALFWorld). You move between "
+        "receptacles, pick objects up, open, heat, cool and clean things to complete the task."
+    )
 
     def __init__(
         self,
@@ -70,8 +98,9 @@ class AlfworldEnv(TextEnv):
         expert_action: bool = False,
         task_types: Iterable[str | int] | None = None,
         accelerate: bool = True,
+        answer_format: str | None = None,
     ) -> None:
-        super().__init__(render_mode=render_mode)
+        super().__init__(render_mode=render_mode, answer_format=answer_format)
         if not isinstance(max_steps, int) or max_steps < 1:
             raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
         self.split = split

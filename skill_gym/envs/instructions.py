@@ -1,0 +1,172 @@
+"""What an env tells an agent: its intro, the answer format of each phase, and how a response becomes an action.
+
+This module holds:
+
+* :class:`ResponseFormat` — the protocol of one answer format: the ``instruction`` shown to the agent and
+  ``parse(text) -> (action, format_valid)``, which never raises;
+* the formats the envs use: :class:`ThinkAction` (``<think>…</think><action>…</action>``, verl-agent),
+  :class:`PlainAction` (the action alone), :class:`TaggedAnswer` (the last of several tags kept whole, as in
+  Search-R1's ``<search>``/``<answer>``) and :class:`WholeResponse` (the whole text goes to the env, which
+  parses it — the skill phases);
+* :class:`Instructions` — an env's intro plus one format per phase; every env exposes one as
+  ``env.unwrapped.instructions`` (a vector env: ``vec.get_attr("instructions")``), so a learner or a
+  third-party agent acts in any registered env without knowing its name.
+
+>>> fmt = ThinkAction()
+>>> fmt.parse("<think>the mug is hot</think><action>take mug 1 from countertop 1</action>")
+('take mug 1 from countertop 1', True)
+>>> fmt.parse("take mug 1")
+('', False)
+>>> Instructions(intro="Shop.", formats={"act": PlainAction()}).parse("click[buy now]\\nthanks", "act")
+('click[buy now]', True)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
+
+__all__ = [
+    "ANSWER_FORMATS",
+    "Instructions",
+    "PlainAction",
+    "ResponseFormat",
+    "TaggedAnswer",
+    "ThinkAction",
+    "WholeResponse",
+    "tag_content",
+]
+
+_MAX_TAG_SCAN = 200_000
+"""Responses longer than this are scanned only in their last part (a model's runaway output)."""
+
+
+def tag_content(text: str, tag: str) -> str | None:
+    """Content of the last complete ``<tag>...</tag>`` in ``text`` (stripped), else ``None``.
+
+    >>> tag_content("<a>1</a> <a> 2 </a>", "a")
+    '2'
+    """
+    matches = re.findall(rf"<\s*{tag}\s*>(.*?)<\s*/\s*{tag}\s*>", text[-_MAX_TAG_SCAN:], re.IGNORECASE | re.DOTALL)
+    return matches[-1].strip() if matches else None
+
+
+@runtime_checkable
+class ResponseFormat(Protocol):
+    """One answer format: what the agent is told, and how its text becomes an env action."""
+
+    @property
+    def instruction(self) -> str:
+        """The sentence(s) that tell the agent how to answer."""
+        ...
+
+    def parse(self, text: str) -> tuple[str, bool]:
+        """``(action_for_env, format_valid)``; never raises. An invalid response may still carry an action."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class ThinkAction:
+    """``<think>reasoning</think><action>command</action>`` (verl-agent's ALFWorld/WebShop format).
+
+    Without an ``<action>`` tag the action is empty (the env answers "invalid action"); with ``think``,
+    a missing ``<think>`` keeps the action but marks the format invalid.
+    """
+
+    think: bool = True
+
+    @property
+    def instruction(self) -> str:
+        first = "First reason about the situation inside <think> </think>. " if self.think else ""
+        return f"{first}Then write exactly one admissible action inside <action> </action>."
+
+    def parse(self, text: str) -> tuple[str, bool]:
+        action = tag_content(text, "action") if isinstance(text, str) else None
+        if action is None:
+            return "", False
+        return action, not self.think or tag_content(text, "think") is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class PlainAction:
+    """The action alone: the first non-empty line of the response (tiny test policies, scripted agents)."""
+
+    @property
+    def instruction(self) -> str:
+        return "Answer with the action only, exactly as listed."
+
+    def parse(self, text: str) -> tuple[str, bool]:
+        lines = [line.strip() for line in text.splitlines() if line.strip()] if isinstance(text, str) else []
+        return (lines[0], True) if lines else ("", False)
+
+
+@dataclasses.dataclass(frozen=True)
+class TaggedAnswer:
+    """The last complete tag among ``tags``, passed on whole (e.g. ``<search> q </search>`` or ``<answer> a </answer>``).
+
+    Tags are tried in the given order; a response without any passes its whole text with ``format_valid=False``.
+    """
+
+    tags: tuple[str, ...]
+    guide: str
+
+    @property
+    def instruction(self) -> str:
+        return self.guide
+
+    def parse(self, text: str) -> tuple[str, bool]:
+        if not isinstance(text, str):
+            return "", False
+        for tag in self.tags:
+            content = tag_content(text, tag)
+            if content is not None:
+                return f"<{tag}>{content}</{tag}>", True
+        return text, False
+
+
+@dataclasses.dataclass(frozen=True)
+class WholeResponse:
+    """The whole response goes to the env, which parses it (the skill phases: query, ranking, skill JSON)."""
+
+    guide: str
+
+    @property
+    def instruction(self) -> str:
+        return self.guide
+
+    def parse(self, text: str) -> tuple[str, bool]:
+        return (text, bool(text.strip())) if isinstance(text, str) else ("", False)
+
+
+ANSWER_FORMATS: Mapping[str, ResponseFormat] = {
+    "tagged": ThinkAction(think=True),
+    "action": ThinkAction(think=False),
+    "plain": PlainAction(),
+}
+"""Act-phase formats of the command-style envs, by the name an env's ``answer_format=`` argument takes."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Instructions:
+    """An env's intro text and the answer format of each phase (``"act"`` always; skill envs add theirs)."""
+
+    intro: str
+    formats: Mapping[str, ResponseFormat]
+
+    def __post_init__(self) -> None:
+        if "act" not in self.formats:
+            raise ValueError(f"instructions need an 'act' format, got phases {sorted(self.formats)}")
+
+    def format(self, phase: str) -> ResponseFormat:
+        """The format of ``phase`` (an empty or unknown phase is ``act``)."""
+        return self.formats.get(phase or "act", self.formats["act"])
+
+    def parse(self, text: str, phase: str = "act") -> tuple[str, bool]:
+        """``(action_for_env, format_valid)`` of a raw model response in ``phase``."""
+        return self.format(phase).parse(text)
+
+    def with_phases(self, **formats: ResponseFormat) -> Instructions:
+        """These instructions with more phases (how the skill env adds select, rerank and distill)."""
+        return dataclasses.replace(self, formats={**self.formats, **formats})

@@ -1,0 +1,61 @@
+"""``SkillConfig``: every switch of the skill extension, with Skill1's values as defaults (REFERENCE.md).
+
+``gym.make("Skill...-v0", **kwargs)`` takes each field as a keyword argument; the rest go to the base env.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+__all__ = ["SkillConfig"]
+
+
+@dataclasses.dataclass
+class SkillConfig:
+    """Switches of the skill extension. Defaults follow Skill1 (REFERENCE.md)."""
+
+    env_name: str = ""
+    """Env family recorded on skills and used to filter retrieval (e.g. ``"alfworld"``)."""
+    skills: Literal["library", "static"] = "library"
+    """``library``: retrieve from a SkillLibrary; ``static``: SKILL0 skill files by task type."""
+    selection: Literal["policy", "similarity", "none"] = "policy"
+    """``policy``: the agent queries and reranks; ``similarity``: task text as query, top-1; ``none``: no skill."""
+    distillation: Literal["policy", "none"] = "policy"
+    """``policy``: the agent writes a skill after each episode; ``none``: no distill phase."""
+    library: str | None = None
+    """Library file (default ``<cache>/libraries/<env_name>.sqlite``); shared by vector-env workers."""
+    read_only: bool = False
+    """Never write to the library (evaluation: frozen library, no utility updates)."""
+    top_k: int = 3
+    min_similarity: float = 0.4
+    relevance_weight: float = 1.0
+    """``w`` in ``w·rel + (1−w)·(U [+ UCB bonus])``; the paper uses 0.6, its scripts 1.0."""
+    ucb: bool = False
+    ucb_c: float = 1.0
+    rerank: bool = True
+    """With ``selection="policy"``, ask the agent to rank the candidates (skipped for < 2 candidates)."""
+    inject: Literal["top1", "all"] = "top1"
+    alpha: float = 0.05
+    """EMA rate of the utilities of every retrieved skill after each episode."""
+    admit_on: Literal["success", "always"] = "success"
+    contrast: bool = True
+    """In ``distill``, also show this env's latest attempt at the same task with the opposite outcome."""
+    capacity: int = 5000
+    merge_threshold: float = 0.85
+    static_dir: str | None = None
+    """Skill-file folder for ``skills="static"`` (default: the starter set shipped for ``env_name``)."""
+
+    def __post_init__(self) -> None:
+        choices = {
+            "skills": ("library", "static"),
+            "selection": ("policy", "similarity", "none"),
+            "distillation": ("policy", "none"),
+            "inject": ("top1", "all"),
+            "admit_on": ("success", "always"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.top_k < 1:
+            raise ValueError(f"top_k must be >= 1, got {self.top_k}")

@@ -1,0 +1,127 @@
+"""Where the skills in context come from: the :class:`SkillSource` protocol and its two implementations.
+
+* :class:`LibrarySource` — Skill1: a :class:`~skill_gym.library.SkillLibrary` file, retrieved by query,
+  EMA utilities updated after each episode, distilled skills admitted;
+* :class:`StaticSource` — SKILL0: skill files chosen by task type, with an active subset set by a curriculum.
+
+The phase machine (:class:`~skill_gym.skill_env.env.SkillEnv`) only talks to this protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from skill_gym.assets import cache_dir
+from skill_gym.library import Admission, Retrieved, Skill, SkillLibrary
+from skill_gym.skill_env.config import SkillConfig
+from skill_gym.skill_env.static_skills import StaticSkillSet, starter_skills_dir
+
+__all__ = ["LibrarySource", "SkillSource", "StaticSource", "make_source"]
+
+_LIBRARY_HEADER = (
+    "Skills from similar past tasks (they may be outdated: follow them only where they fit what you observe):\n"
+)
+_NO_SKILL = "No relevant skill in the library for this task."
+
+
+class SkillSource(Protocol):
+    """What the skill phases need from a store of skills."""
+
+    def candidates(self, query: str) -> list[Retrieved]:
+        """Skills that may fit ``query``, best first (empty for sources chosen by rule)."""
+        ...
+
+    def context(self, task_type: str, chosen: Sequence[Retrieved]) -> tuple[str, list[str]]:
+        """The skill text put in context for a task, and the keys (skill ids or file names) it shows."""
+        ...
+
+    def record_outcome(self, retrieved: Sequence[Retrieved], chosen: Retrieved | None, success: bool) -> None:
+        """Learn from an episode's outcome (utilities, selection counts)."""
+        ...
+
+    def admit(self, skill: Skill) -> Admission:
+        """Offer a distilled skill."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LibrarySource:
+    """A skill library file (opened on first use; several processes may share it)."""
+
+    def __init__(self, config: SkillConfig) -> None:
+        self.config = config
+        self._library: SkillLibrary | None = None
+
+    @property
+    def library(self) -> SkillLibrary:
+        if self._library is None:
+            cfg = self.config
+            path = cfg.library or cache_dir() / "libraries" / f"{cfg.env_name or 'default'}.sqlite"
+            self._library = SkillLibrary(
+                Path(path), capacity=cfg.capacity, merge_threshold=cfg.merge_threshold, read_only=cfg.read_only
+            )
+        return self._library
+
+    def candidates(self, query: str) -> list[Retrieved]:
+        cfg = self.config
+        return self.library.retrieve(
+            query,
+            k=cfg.top_k,
+            min_similarity=cfg.min_similarity,
+            env=cfg.env_name or None,
+            relevance_weight=cfg.relevance_weight,
+            ucb=cfg.ucb and not cfg.read_only,
+            ucb_c=cfg.ucb_c,
+        )
+
+    def context(self, task_type: str, chosen: Sequence[Retrieved]) -> tuple[str, list[str]]:
+        if not chosen:
+            return _NO_SKILL, []
+        lines = [f"[{n}] {c.skill.render()}" for n, c in enumerate(chosen, start=1)]
+        return _LIBRARY_HEADER + "\n".join(lines), [c.skill.id for c in chosen]
+
+    def record_outcome(self, retrieved: Sequence[Retrieved], chosen: Retrieved | None, success: bool) -> None:
+        if self.config.read_only or not retrieved:
+            return
+        self.library.update_utilities([c.skill.id for c in retrieved], 1.0 if success else 0.0, self.config.alpha)
+        if chosen is not None:
+            self.library.record_selection(chosen.skill.id, success)
+
+    def admit(self, skill: Skill) -> Admission:
+        return self.library.admit(skill)
+
+    def close(self) -> None:
+        if self._library is not None:
+            self._library.close()
+            self._library = None
+
+
+class StaticSource:
+    """SKILL0's skill files: the general file and the task type's file, when active."""
+
+    def __init__(self, config: SkillConfig) -> None:
+        self.config = config
+        self.skills = StaticSkillSet(config.static_dir or starter_skills_dir(config.env_name))
+
+    def candidates(self, query: str) -> list[Retrieved]:
+        return []
+
+    def context(self, task_type: str, chosen: Sequence[Retrieved]) -> tuple[str, list[str]]:
+        return self.skills.render(task_type), self.skills.keys_for(task_type)
+
+    def record_outcome(self, retrieved: Sequence[Retrieved], chosen: Retrieved | None, success: bool) -> None:
+        return None
+
+    def admit(self, skill: Skill) -> Admission:
+        return Admission("rejected", None, "static skill files are read-only")
+
+    def close(self) -> None:
+        return None
+
+
+def make_source(config: SkillConfig) -> LibrarySource | StaticSource:
+    """The source ``config.skills`` names."""
+    return StaticSource(config) if config.skills == "static" else LibrarySource(config)
