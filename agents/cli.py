@@ -44,7 +44,7 @@ def add_train_command(commands: Any) -> None:
     for name, (config_path, _, help_text) in LEARNERS.items():
         sub = learners.add_parser(name, help=help_text)
         sub.add_argument("--preset", choices=["cpu", "paper"], default=None,
-                         help="cpu: small limits that finish on a laptop; paper: REFERENCE.md values "
+                         help="cpu: small limits that finish on a laptop; paper: the papers' values (Skill1, SKILL0, verl-agent) "
                               "(default: paper with CUDA, cpu without)")  # fmt: skip
         add_config_flags(sub, _load(config_path))
         sub.set_defaults(handler=_train, learner=name)

@@ -33,7 +33,7 @@ from agents.backends.hf import TransformersBackend, load_policy
 from agents.backends.vllm import VLLMBackend
 from agents.models import resolve_policy_model
 from agents.prompts import PromptBuilder
-from skill_gym.envs.instructions import ANSWER_FORMATS, Instructions
+from skill_gym.envs.alfworld.env import AlfworldEnv
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -65,9 +65,8 @@ _OBSERVATIONS = [
 ]
 
 
-# ALFWorld's instructions without importing the alfworld engine (not installed in the vLLM environment).
-ALFWORLD = Instructions(intro="You are an agent acting in a household simulated as text (ALFWorld).",
-                        formats={"act": ANSWER_FORMATS["tagged"]})  # fmt: skip
+# ALFWorld's instructions from the env class (the alfworld engine is not installed in the vLLM environment).
+ALFWORLD = AlfworldEnv.instructions_for("tagged")
 
 
 def alfworld_prompts() -> list[list[dict[str, str]]]:

@@ -1,6 +1,6 @@
 """``GRPOConfig``: every setting of a GRPO run, with its help text and default.
 
-Defaults follow REFERENCE.md (verl-agent / Skill1 / SKILL0); ``GRPOConfig.cpu_defaults()`` gives
+Defaults follow the papers and released scripts of verl-agent / GiGPO (Feng et al., 2025), Skill1 and SKILL0; ``GRPOConfig.cpu_defaults()`` gives
 the small settings that make a run finish on a laptop CPU. The CLI exposes every field as a flag.
 """
 
@@ -43,7 +43,7 @@ class GRPOConfig:
     dtype: Literal["float32", "bfloat16"] = _field("float32", "Parameter dtype (bfloat16 on GPU).")
     lora_rank: int = _field(16, "LoRA rank; 0 trains the full model.")
     lora_alpha: int = _field(32, "LoRA alpha.")
-    learning_rate: float = _field(1e-6, "AdamW learning rate (REFERENCE: 1e-6).")
+    learning_rate: float = _field(1e-6, "AdamW learning rate (Skill1, SKILL0: 1e-6).")
     weight_decay: float = _field(0.0, "AdamW weight decay.")
     warmup_steps: int = _field(0, "Linear warm-up steps of the learning rate.")
     total_steps: int = _field(150, "Policy updates in the run.")

@@ -1,4 +1,4 @@
-"""``Skill0Config``: GRPO settings plus SKILL0's skill files, curriculum and baselines (REFERENCE.md)."""
+"""``Skill0Config``: GRPO settings plus SKILL0's skill files, curriculum and baselines (SKILL0, arXiv 2604.02268)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """``Skill1Config``: GRPO settings plus Skill1's selection, distillation and credit-assignment switches.
 
 Where the Skill1 paper and its scripts disagree, the paper's value is the default and the script's
-value is named in the help text (REFERENCE.md).
+value is named in the help text (Skill1, arXiv 2605.06130).
 """
 
 from __future__ import annotations

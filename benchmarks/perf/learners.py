@@ -1,6 +1,6 @@
 """Step cost of the learners on one setting: GRPO vs Skill1, and SKILL0 with full skills vs none.
 
-Skill1 reports 1.3–1.7× the step time of GRPO on GPU (REFERENCE.md); SKILL0's point is that the
+Skill1 reports 1.3–1.7× the step time of GRPO on GPU (Skill1, arXiv 2605.06130); SKILL0's point is that the
 context cost of skills goes away once the curriculum has withdrawn them. This script trains each
 learner for a few steps on ``SkillAlfworld-v0`` with the same model, seeds and limits, alternating
 the learners step by step so machine noise hits all of them alike, and reports per step: wall

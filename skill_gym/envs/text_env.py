@@ -141,7 +141,13 @@ class TextEnv(gym.Env[dict[str, str], str]):
     @property
     def instructions(self) -> Instructions:
         """The intro and the answer format of each phase (``env.unwrapped.instructions``)."""
-        return Instructions(intro=self.intro, formats={"act": self.answer_formats[self.answer_format]})
+        return self.instructions_for(self.answer_format)
+
+    @classmethod
+    def instructions_for(cls, answer_format: str | None = None) -> Instructions:
+        """The instructions an instance made with ``answer_format`` has, without making one (no engine loaded)."""
+        answer_format = answer_format or next(iter(cls.answer_formats))
+        return Instructions(intro=cls.intro, formats={"act": cls.answer_formats[answer_format]})
 
     def take_pending_options(self, options: dict[str, Any] | None) -> dict[str, Any]:
         """``options`` updated with :attr:`pending_options` (per-env values win), which is then cleared."""

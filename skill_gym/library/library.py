@@ -8,7 +8,7 @@ This module holds:
 * :class:`Retrieved` — one retrieval hit (skill, cosine similarity, ranking score);
 * :class:`Admission` — what happened to a skill offered to the library.
 
-Defaults follow Skill1 (REFERENCE.md): capacity 5000, merge above 0.85 description similarity or
+Defaults follow Skill1 (arXiv 2605.06130): capacity 5000, merge above 0.85 description similarity or
 on equal strategy text, eviction of the lowest ``U·log(n + 1)``, EMA utility with ``alpha = 0.05``,
 similarity cutoff 0.4, UCB ``w·rel + (1−w)·(U + c·sqrt(ln N / n))``; ``n = n_retrieved + 1`` is
 Skill1's per-skill ``count`` (one plus the number of utility updates) and ``N`` its library sum.

@@ -1,4 +1,4 @@
-"""``SkillConfig``: every switch of the skill extension, with Skill1's values as defaults (REFERENCE.md).
+"""``SkillConfig``: every switch of the skill extension, with Skill1's values as defaults (arXiv 2605.06130).
 
 ``gym.make("Skill...-v0", **kwargs)`` takes each field as a keyword argument; the rest go to the base env.
 """
@@ -13,7 +13,7 @@ __all__ = ["SkillConfig"]
 
 @dataclasses.dataclass
 class SkillConfig:
-    """Switches of the skill extension. Defaults follow Skill1 (REFERENCE.md)."""
+    """Switches of the skill extension. Defaults follow Skill1's paper and scripts."""
 
     env_name: str = ""
     """Env family recorded on skills and used to filter retrieval (e.g. ``"alfworld"``)."""
