@@ -32,16 +32,13 @@ def register_envs() -> None:
 def make_vec(
     env_id: str, num_envs: int = 1, vectorization_mode: str = "sync", **kwargs: object
 ) -> gym.vector.VectorEnv:
-    """``gym.make_vec`` with ``shared_memory=False`` for async workers.
+    """``gym.make_vec``, kept for callers of earlier versions (the plain call works the same).
 
-    Gymnasium 1.4's shared memory for ``Text`` spaces returns strings of tabs, and copying 64k-int
-    buffers per field would be slow anyway; pickled observations are exact and fast for text.
+    Observation fields are :class:`~skill_gym.envs.spaces.Utf8Text` spaces, whose shared memory holds
+    UTF-8 bytes, so async workers return exactly what sync ones do, through shared memory (Gymnasium's
+    default) or, with ``vector_kwargs={"shared_memory": False}``, pickled: both are as fast for text.
     """
-    vector_kwargs = dict(kwargs.pop("vector_kwargs", None) or {})  # type: ignore[call-overload]
-    if vectorization_mode == "async":
-        vector_kwargs.setdefault("shared_memory", False)
-    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=vectorization_mode,
-                        vector_kwargs=vector_kwargs, **kwargs)  # fmt: skip
+    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=vectorization_mode, **kwargs)  # type: ignore[arg-type]
 
 
 register_envs()
