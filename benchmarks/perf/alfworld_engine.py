@@ -30,16 +30,12 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
-import numpy as np
-
-import skill_gym  # noqa: F401  (registers the env ids)
+from benchmarks.perf import alfworld_common as ac
 from benchmarks.perf import common
-from benchmarks.perf.alfworld import PACKAGES, receptacle_counts
 from skill_gym.envs.alfworld.accel.documents import DOCUMENTS
 from skill_gym.envs.alfworld.accel.translation import TRANSLATIONS
 from skill_gym.envs.alfworld.engine import GameEngine
@@ -65,12 +61,6 @@ def median_ms(samples: Sequence[float]) -> float:
     return 1e3 * statistics.median(samples)
 
 
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    t = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t
-
-
 def forget_translations(folder: Path | None) -> None:
     """Nothing of earlier games in memory; translation records read from (and written to) ``folder``."""
     TRANSLATIONS.clear()
@@ -86,8 +76,8 @@ def new_engine(data: dict[str, Any], setup: str, records: Path) -> tuple[GameEng
         forget_translations(records / "kept")
         TRANSLATIONS.get(data["pddl_domain"], data["pddl_problem"])  # make sure the record exists ...
         forget_translations(records / "kept")  # ... then forget all but the record on disk
-    engine, load_s = timed(lambda: GameEngine(data, accelerate=setup != "stock"))
-    _, reset_s = timed(engine.reset)
+    engine, load_s = common.timed(lambda: GameEngine(data, accelerate=setup != "stock"))
+    _, reset_s = common.timed(engine.reset)
     return engine, load_s + reset_s
 
 
@@ -102,13 +92,13 @@ def bench_room(args: argparse.Namespace, record: dict[str, Any], records: Path) 
     mismatches = 0
     for _ in range(args.steps):
         command = rng.choice(stock.last.admissible_commands)
-        a, t_stock = timed(lambda c=command: stock.step(c))
-        b, t_fast = timed(lambda c=command: fast.step(c))
+        a, t_stock = common.timed(lambda c=command: stock.step(c))
+        b, t_fast = common.timed(lambda c=command: fast.step(c))
         steps["stock"].append(t_stock)
         steps["accelerated"].append(t_fast)
         mismatches += a != b
-    resets = {"stock": [timed(stock.reset)[1] for _ in range(args.resets)]}
-    resets["accelerated"] = [timed(fast.reset)[1] for _ in range(args.resets)]
+    resets = {"stock": [common.timed(stock.reset)[1] for _ in range(args.resets)]}
+    resets["accelerated"] = [common.timed(fast.reset)[1] for _ in range(args.resets)]
     stock.close()
     fast.close()
     out = {
@@ -147,56 +137,38 @@ def bench_episodes(args: argparse.Namespace, games: list[dict[str, Any]], record
 
 
 def bench_vector(args: argparse.Namespace, n: int, accelerate: bool) -> dict[str, Any]:
-    vec, make_s = timed(
-        lambda: gym.make_vec(
-            "Alfworld-v0",
-            num_envs=n,
-            vectorization_mode="async",
-            vector_kwargs={"shared_memory": False},
-            accelerate=accelerate,
-        )
-    )
-    workers = [p.pid for p in vec.processes]
-    rng = random.Random(args.seed)
+    vec, make_s = ac.make_vector(n, "async", accelerate=accelerate)
     try:
-        (obs, _), reset_s = timed(lambda: vec.reset(seed=args.seed))
-        for i in range(5 + args.vec_steps):
-            if i == 5:
-                began, cpu = time.perf_counter(), common.cpu_seconds(workers)
-            actions = [rng.choice(text.split("\n")) for text in obs["admissible_actions"]]
-            obs, _, terminated, truncated, _ = vec.step(actions)
-        elapsed = time.perf_counter() - began
-        cpu = common.cpu_seconds(workers) - cpu
-        ended = int(np.logical_or(terminated, truncated).sum())
+        run = ac.step_vector(vec, args.vec_steps, 5, args.seed)
     finally:
         vec.close()
     return {
         "envs": n,
         "accelerated": accelerate,
         "make_s": make_s,
-        "first_reset_s": reset_s,
-        "steps_per_s": n * args.vec_steps / elapsed,
-        "worker_cpu_ms_per_step": 1e3 * cpu / (n * args.vec_steps),
-        "ended_at_last_step": ended,
+        "first_reset_s": run["first_reset_s"],
+        "steps_per_s": n * args.vec_steps / run["elapsed_s"],
+        "worker_cpu_ms_per_step": 1e3 * run["worker_cpu_s"] / (n * args.vec_steps),
+        "ended_at_last_step": run["ended_at_last_step"],
     }
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     suite = load_suite()["games"]
-    counts = receptacle_counts()
-    ranked = sorted(counts, key=lambda tid: (counts[tid], tid))
+    counts = ac.receptacle_counts()
+    rooms = ac.pick_rooms()
     by_id = {r["task_id"]: r for r in suite}
     load_before = os.getloadavg()
     results: dict[str, Any] = {
-        "machine": common.machine_info(PACKAGES),
+        "machine": common.machine_info(ac.PACKAGES),
         "args": {k: str(v) for k, v in vars(args).items()},
     }
     with tempfile.TemporaryDirectory() as tmp:
         records = Path(tmp)
         (records / "kept").mkdir()
         results["rooms"] = {}
-        for room, tid in (("small", ranked[0]), ("big", ranked[-1])):
+        for room, tid in (("small", rooms["small"]), ("big", rooms["large"])):
             r = results["rooms"][room] = bench_room(args, by_id[tid], records)
             print(
                 f"{room:>5} room ({counts[tid]} receptacles, {r['commands_per_step']} commands): "

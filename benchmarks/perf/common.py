@@ -1,4 +1,5 @@
-"""Helpers shared by the benchmark scripts in ``benchmarks/perf``: machine description, flags, JSON output.
+"""Helpers shared by the benchmark scripts in ``benchmarks/perf``: timing, summaries, machine description,
+flags, targets, JSON output.
 
 Standard library only (``psutil`` is imported by :func:`cpu_seconds` when called), so importing this module
 costs nothing and changes no thread or environment setting a script makes before its heavy imports. The
@@ -14,14 +15,69 @@ import contextlib
 import dataclasses
 import datetime as dt
 import importlib.metadata
+import io
 import json
+import math
 import os
 import platform
+import statistics
+import time
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# -- timing -----------------------------------------------------------------------------------
+
+
+def timed(fn: Callable[[], T]) -> tuple[T, float]:
+    """``fn()`` and the seconds it took (``time.perf_counter``)."""
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile of ``values``, linearly interpolated (NumPy's default method)."""
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+MEDIAN_P90 = {"median_ms": 50, "p90_ms": 90}
+P50_P99 = {"p50_ms": 50, "p99_ms": 99}
+
+
+def summary_ms(
+    samples_s: Sequence[float], percentiles: Mapping[str, float] = MEDIAN_P90, *, count: bool = True
+) -> dict[str, Any]:
+    """Count, percentiles and mean of ``samples_s`` (seconds), in milliseconds.
+
+    ``n`` (left out with ``count=False``), then each key of ``percentiles`` with its percentile
+    (:data:`MEDIAN_P90`: ``median_ms`` and ``p90_ms``; :data:`P50_P99`: ``p50_ms`` and ``p99_ms``), then
+    ``mean_ms``. With no samples every value but ``n`` is ``None``.
+    """
+    ms = [1e3 * float(s) for s in samples_s]
+    row: dict[str, Any] = {"n": len(ms)} if count else {}
+    for key, q in percentiles.items():
+        row[key] = percentile(ms, q) if ms else None
+    row["mean_ms"] = statistics.fmean(ms) if ms else None
+    return row
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Swallow what the code inside prints (libraries' messages and progress bars) on stdout and stderr."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        yield
+
+
+# -- machine ----------------------------------------------------------------------------------
 
 
 def machine_info(packages: Sequence[str]) -> dict[str, Any]:
@@ -69,6 +125,9 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return total
 
 
+# -- flags ------------------------------------------------------------------------------------
+
+
 def _flag_type(hint: Any) -> tuple[Any, bool]:
     """The argparse ``type`` for a field annotated ``hint`` (``X | None`` counts as ``X``), and whether it is a list."""
     args = typing.get_args(hint)
@@ -112,6 +171,30 @@ def settings_parser(
     return parser
 
 
+def parse_settings(
+    settings: type[T],
+    argv: Sequence[str] | None,
+    description: str | None = None,
+    *,
+    check: Callable[[T], str | None] | None = None,
+    **parser_kwargs: Any,
+) -> T:
+    """``settings`` from the command line ``argv`` (:func:`settings_parser`; ``parser_kwargs`` go to it).
+
+    ``check``, when given, returns a complaint about the parsed settings (or ``None``); a complaint ends the
+    program with the usage message, as a bad flag does.
+    """
+    parser = settings_parser(settings, description, **parser_kwargs)
+    parsed = settings(**vars(parser.parse_args(argv)))
+    problem = check(parsed) if check is not None else None
+    if problem:
+        parser.error(problem)
+    return parsed
+
+
+# -- results ----------------------------------------------------------------------------------
+
+
 def settings_dict(settings: Any) -> dict[str, Any]:
     """The dataclass instance ``settings`` as a JSON-ready dict (:func:`dataclasses.asdict`, paths as strings)."""
     return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(settings).items()}
@@ -124,16 +207,29 @@ def write_json(path: str | os.PathLike[str], data: Any, *, indent: int = 2) -> N
     path.write_text(json.dumps(data, indent=indent) + "\n")
 
 
-def result_header(benchmark: str, wall_s: float, settings: Any, packages: Sequence[str]) -> dict[str, Any]:
+def result_header(
+    benchmark: str, wall_s: float, settings: Any, packages: Sequence[str], *, load_start: float | None = None
+) -> dict[str, Any]:
     """The first keys of a result JSON, the same in every script.
 
     ``benchmark`` (a title), ``date`` (now, UTC), ``wall_s``, ``args`` (:func:`settings_dict` of ``settings``)
-    and ``machine`` (:func:`machine_info` of ``packages``).
+    and ``machine`` (:func:`machine_info` of ``packages``); with ``load_start`` (the 1-minute load average
+    when the run began), ``load_average_1min``: that and the one now.
     """
-    return {
+    header = {
         "benchmark": benchmark,
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "wall_s": wall_s,
         "args": settings_dict(settings),
         "machine": machine_info(packages),
     }
+    if load_start is not None:
+        header["load_average_1min"] = {"start": load_start, "end": os.getloadavg()[0]}
+    return header
+
+
+def check_targets(checks: Mapping[str, bool], title: str = "Targets") -> dict[str, Any]:
+    """Print ``title: name yes/NO, ...`` for the ``checks``; return ``{"checks": ..., "all_met": ...}``."""
+    verdict = ", ".join(f"{name} {'yes' if ok else 'NO'}" for name, ok in checks.items())
+    print(f"\n{title}: {verdict}")
+    return {"checks": dict(checks), "all_met": all(checks.values())}
