@@ -1,6 +1,8 @@
 """skill-gym: Gymnasium text environments with a skill library for LLM agents.
 
 ``import skill_gym`` registers the environment ids; nothing heavy is imported until an env is made.
+:func:`is_skill_env` tells a skill env's id from a base env's; every env declares how an agent should talk
+to it in ``env.unwrapped.instructions`` (:mod:`skill_gym.envs.instructions`).
 
 * ``Alfworld-v0`` / ``SkillAlfworld-v0`` — the real ALFWorld engine on an embedded game suite;
 * ``Keyword-v0`` / ``SkillKeyword-v0`` — a microsecond word task for tests and learning checks.
@@ -11,7 +13,7 @@ from __future__ import annotations
 import gymnasium as gym
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "make_vec", "register_envs"]
+__all__ = ["__version__", "is_skill_env", "make_vec", "register_envs"]
 
 _SKILL_ENTRY = "skill_gym.skill_env.env:make_skill_env"
 
@@ -27,6 +29,15 @@ def register_envs() -> None:
     for env_id, (entry_point, kwargs) in specs.items():
         if env_id not in gym.registry:
             gym.register(env_id, entry_point=entry_point, kwargs=kwargs, disable_env_checker=False)
+
+
+def is_skill_env(env_id: str) -> bool:
+    """Whether ``env_id`` is a skill env (the phases of :class:`~skill_gym.skill_env.SkillEnv` around a base env).
+
+    >>> is_skill_env("SkillKeyword-v0"), is_skill_env("Keyword-v0")
+    (True, False)
+    """
+    return gym.spec(env_id).entry_point == _SKILL_ENTRY
 
 
 def make_vec(

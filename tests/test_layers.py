@@ -2,11 +2,15 @@
 
 Every ``import`` and ``from ... import`` in the three packages counts — at module level, inside
 functions and under ``TYPE_CHECKING`` alike — so a back-edge or a cycle fails CI wherever it hides.
+Importing ``a.b.c`` also runs ``a/b/__init__.py`` first: that counts as an edge to ``a.b`` unless the
+importing module lives inside ``a.b`` (then the package is already being imported).
 """
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,7 +50,15 @@ def _imports(name: str, path: Path, known: set[str]) -> set[str]:
                 target = target.rpartition(".")[0]
             if target and target != name:
                 found.add(target)
+                found.update(_outer_parents(target, name, known))
     return found
+
+
+def _outer_parents(target: str, source: str, known: set[str]) -> set[str]:
+    """The packages Python initializes on the way to ``target`` that ``source`` is not inside of."""
+    parts = target.split(".")
+    parents = {".".join(parts[:k]) for k in range(1, len(parts))}
+    return {p for p in parents if p in known and not (source == p or source.startswith(p + "."))}
 
 
 def _graph() -> dict[str, set[str]]:
@@ -94,7 +106,11 @@ def test_no_import_cycles():
 
 @pytest.mark.parametrize(
     ("source", "expected"),
-    [("from agents.rollout import rollout", {"agents.rollout"}), ("import skill_gym.library", {"skill_gym.library"})],
+    [
+        ("from agents.rollout import rollout", {"agents", "agents.rollout"}),
+        ("import skill_gym.library", {"skill_gym.library"}),  # skill_gym itself: the probe lives inside it
+        ("from agents.grpo.update import PolicyUpdate", {"agents", "agents.grpo", "agents.grpo.update"}),
+    ],
 )
 def test_the_checker_sees_imports(tmp_path, source, expected):
     fake = ROOT / "skill_gym" / "_layer_probe.py"  # never written: only its path names the importing module
@@ -103,3 +119,23 @@ def test_the_checker_sees_imports(tmp_path, source, expected):
     known = set(_modules())
     found = _imports(_module_name(fake), tree_path, known)
     assert found == expected
+
+
+def test_every_module_imports_on_its_own():
+    """Each module imported first in a fresh module table (circular imports show up only in some orders)."""
+    names = sorted(_modules())
+    script = (
+        "import importlib, sys\n"
+        "failed = []\n"
+        f"for name in {names!r}:\n"
+        f"    for loaded in [m for m in sys.modules if m.split('.')[0] in {LAYERS!r}]:\n"
+        "        del sys.modules[loaded]\n"
+        "    try:\n"
+        "        importlib.import_module(name)\n"
+        "    except ImportError as error:\n"
+        "        failed.append(f'{name}: {error}')\n"
+        "print('\\n'.join(failed))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "", "modules that fail to import on their own:\n" + result.stdout

@@ -1,4 +1,5 @@
-"""Multi-turn GRPO: config (``config.py``), advantages (``advantages.py``), loss (``loss.py``), trainer."""
+"""Multi-turn GRPO: config (``config.py``), advantages (``advantages.py``), loss (``loss.py``), the update
+(``update.py``), checkpoints (``checkpoint.py``) and the trainer (``trainer.py``)."""
 
 from agents.grpo.advantages import episode_return, group_advantages, group_normalize
 from agents.grpo.config import GRPOConfig

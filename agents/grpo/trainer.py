@@ -9,7 +9,7 @@ This module holds :class:`GRPOTrainer`. One step (:meth:`GRPOTrainer.train_step`
 3. **update** — the token-level clipped surrogate, low-variance KL and entropy bonus over the response
    tokens of every turn (:class:`agents.grpo.update.PolicyUpdate`), then the rollout backend gets the
    new weights;
-4. **log and checkpoint** — :class:`agents.run_logger.RunLogger` and :mod:`agents.checkpoint`.
+4. **log and checkpoint** — :class:`agents.run_logger.RunLogger` and :mod:`agents.grpo.checkpoint`.
 
 Validation runs through :func:`agents.evaluation.evaluate`. Subclasses hook in through
 :meth:`turn_advantages`, :meth:`episode_metrics`, :meth:`on_step_end`, :meth:`extra_state` and
@@ -32,9 +32,9 @@ import torch
 import skill_gym
 from agents.backends.base import Backend, SamplingConfig
 from agents.backends.hf import LoraSettings, TransformersBackend, load_policy
-from agents.checkpoint import load_checkpoint, save_checkpoint
 from agents.evaluation import evaluate, make_rollout_envs, success_by_type
 from agents.grpo.advantages import episode_return, group_advantages
+from agents.grpo.checkpoint import load_checkpoint, save_checkpoint
 from agents.grpo.config import GRPOConfig
 from agents.grpo.update import PolicyUpdate, Sample
 from agents.prompts import PromptBuilder
@@ -221,7 +221,7 @@ class GRPOTrainer:
     # -- checkpoints ---------------------------------------------------------------------------
 
     def save_checkpoint(self) -> Path:
-        """Everything needed to continue exactly (:func:`agents.checkpoint.save_checkpoint`)."""
+        """Everything needed to continue exactly (:func:`agents.grpo.checkpoint.save_checkpoint`)."""
         return save_checkpoint(self.run_dir, self.step, self.policy, self.sampler, self.extra_state,
                                self.library_path, self.config.keep_checkpoints)  # fmt: skip
 

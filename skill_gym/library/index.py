@@ -29,7 +29,8 @@ __all__ = ["IndexParams", "VectorIndex"]
 class IndexParams:
     """hnswlib parameters.
 
-    Defaults from ``benchmarks/perf/library.py``: at 100k 384-d vectors of intrinsic dimension ~25
+    Defaults from ``benchmarks/perf/library_hnsw_sweep.py`` and ``library_retrieval.py``: at 100k 384-d
+    vectors of intrinsic dimension ~25
     (real sentence embeddings are lower still) recall@5 ~0.98 at ~0.7 ms per query on one core.
     Uniform random 384-d vectors are far harder (recall@5 ~0.5 at these settings): raise
     ``ef_search`` for such data.

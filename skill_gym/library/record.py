@@ -137,3 +137,19 @@ def _check_text(field: str, value: object, limit: int, required: bool = False) -
         raise SkillValidationError(f"{field} is {len(value)} characters long; the limit is {limit}")
     if "\x00" in value:
         raise SkillValidationError(f"{field} contains a NUL character")
+    if not is_unicode_text(value):
+        raise SkillValidationError(f"{field} is not valid Unicode text (it holds a lone surrogate)")
+
+
+def is_unicode_text(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8 (Python strings may hold lone surrogates, which neither SQLite nor
+    the encoder's tokenizer accept).
+
+    >>> is_unicode_text("caf\u00e9"), is_unicode_text("x\ud800")
+    (True, False)
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

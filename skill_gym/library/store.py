@@ -92,7 +92,7 @@ class SkillStore:
             self._db.execute("PRAGMA busy_timeout = 60000")
             self._db.create_function("keep_value", 2, _keep_value, deterministic=True)
             if not read_only:
-                self._db.execute("PRAGMA journal_mode = WAL")
+                _switch_to_wal(self._db)
                 self._db.execute("PRAGMA synchronous = NORMAL")
                 with self.transaction():
                     for statement in filter(str.strip, _SCHEMA.split(";")):
@@ -305,3 +305,23 @@ def _row_to_skill(row: tuple[Any, ...]) -> Skill:
     data = dict(zip(_FIELDS, row, strict=True))
     data["provenance"] = json.loads(data["provenance"])
     return Skill(**data)
+
+
+def _switch_to_wal(db: sqlite3.Connection, patience: float = 60.0) -> None:
+    """``PRAGMA journal_mode = WAL``, retried while another process holds the file.
+
+    Switching a new database to WAL needs an exclusive lock and SQLite does not apply the busy timeout
+    to it, so two processes opening one new library at once (async vector-env workers) can see
+    "database is locked"; the second one waits here instead.
+    """
+    deadline = time.monotonic() + patience
+    delay = 0.005
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)

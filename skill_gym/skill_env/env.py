@@ -226,24 +226,22 @@ class SkillEnv(TextEnv):
     def _step_distill(self, action: object):
         success = bool(self._base_info.get("won", False))
         parsed, problem = parse_skill(action)
-        if parsed is None:
+        skill = None
+        if parsed is not None:
+            skill, problem = self._skill_from(parsed)
+        if skill is None:
             admission = Admission("rejected", None, f"invalid skill: {problem}")
         elif self.config.admit_on == "success" and not success:
             admission = Admission("rejected", None, "not admitted: the episode failed")
         else:
-            skill = self._skill_from(parsed)
-            admission = (
-                self.source.admit(skill)
-                if skill is not None
-                else Admission("rejected", None, "invalid skill: over the size limits")
-            )
+            admission = self.source.admit(skill)
         self._track["admission"] = admission_info(admission)
         self._phase = "done"
         text = f"Skill {admission.status}" + (f": {admission.reason}" if admission.reason else ".")
         if problem:
             text = f"Invalid skill ({problem}). Expected JSON like {SKILL_FORMAT}."
         obs = self._emit(action, text)
-        return obs, 0.0, True, False, self._info(action_valid=parsed is not None)
+        return obs, 0.0, True, False, self._info(action_valid=skill is not None)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -292,9 +290,10 @@ class SkillEnv(TextEnv):
         while len(self._contrast) > _CONTRAST_MEMORY:
             self._contrast.popitem(last=False)
 
-    def _skill_from(self, parsed: Any) -> Skill | None:
+    def _skill_from(self, parsed: Any) -> tuple[Skill | None, str]:
+        """The skill record of a parsed answer, or ``None`` and why it is not a valid skill."""
         try:
-            return Skill(
+            skill = Skill(
                 description=parsed.description,
                 strategy=parsed.strategy,
                 env=self.config.env_name,
@@ -309,8 +308,9 @@ class SkillEnv(TextEnv):
                     "won": bool(self._base_info.get("won", False)),
                 },
             )
-        except ValueError:
-            return None
+        except ValueError as error:  # SkillValidationError: size limits, NUL, lone surrogates
+            return None, str(error)
+        return skill, ""
 
     def _trajectory_text(self) -> str:
         lines = [f"{n}. > {a}\n{o}" for n, (a, o) in enumerate(self._trajectory, start=1)]

@@ -19,6 +19,7 @@ import re
 from typing import Any
 
 from skill_gym.envs.instructions import WholeResponse, tag_content
+from skill_gym.library.record import is_unicode_text
 
 __all__ = [
     "PHASE_FORMATS",
@@ -69,6 +70,8 @@ def parse_query(text: object) -> tuple[str | None, str]:
     if tagged is None and (_ANY_TAG.search(text) or "\n" in query):
         return None, f"no query found; answer with {QUERY_FORMAT}"
     query = " ".join(query.split())
+    if not is_unicode_text(query):
+        return None, "the query is not valid Unicode text (it holds a lone surrogate)"
     if not query:
         return None, f"the query is empty; answer with {QUERY_FORMAT}"
     if len(query) > MAX_QUERY_CHARS:

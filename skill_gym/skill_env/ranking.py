@@ -21,7 +21,7 @@ def ndcg(order: Sequence[int], gains: Sequence[float]) -> float:
     >>> ndcg([0, 1, 2], [0.9, 0.5, 0.1])
     1.0
     >>> round(ndcg([2, 1, 0], [0.9, 0.5, 0.1]), 4)
-    0.6608
+    0.6839
     """
     if sorted(order) != list(range(len(gains))):
         raise ValueError(f"order {list(order)} is not a permutation of {len(gains)} candidates")
