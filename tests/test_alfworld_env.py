@@ -173,10 +173,7 @@ def test_task_type_filter_and_step_before_reset() -> None:
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_vector_envs(mode: str) -> None:
-    # gymnasium 1.4's shared-memory buffers lose Text observations (they read back as tabs), so async runs
-    # without shared memory.
-    vector_kwargs = {"shared_memory": False} if mode == "async" else {}
-    envs = gym.make_vec(ENV_ID, num_envs=2, vectorization_mode=mode, vector_kwargs=vector_kwargs, split=SPLIT)
+    envs = gym.make_vec(ENV_ID, num_envs=2, vectorization_mode=mode, split=SPLIT)  # async: through shared memory
     obs, info = envs.reset(seed=[0, 1])
     assert len(obs["task"]) == 2 and all(t and t in o for t, o in zip(obs["task"], obs["observation"], strict=True))
     actions = tuple(a.split("\n")[0] for a in obs["admissible_actions"])

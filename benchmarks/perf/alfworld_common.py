@@ -255,7 +255,8 @@ def print_systems(rooms: list[dict[str, Any]]) -> None:
 
 
 def make_vector(n: int, mode: str = "async", **env_kwargs: Any) -> tuple[gym.vector.VectorEnv, float]:
-    """``gym.make_vec("Alfworld-v0", num_envs=n)`` (async: ``shared_memory=False``) and the seconds it took."""
+    """``gym.make_vec("Alfworld-v0", num_envs=n)`` (async: ``shared_memory=False``, pickled observations, as in
+    the committed results; both ways pass Text exactly) and the seconds it took."""
     vector_kwargs = {"vector_kwargs": {"shared_memory": False}} if mode == "async" else {}
     return common.timed(
         lambda: gym.make_vec("Alfworld-v0", num_envs=n, vectorization_mode=mode, **vector_kwargs, **env_kwargs)
