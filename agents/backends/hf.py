@@ -115,8 +115,10 @@ class TransformersBackend(StaticBackend):
             result = self.model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device), **kwargs)
         finally:
             self.model.train(was_training)
-        sequences = result.sequences[:, width:].cpu()
-        scores = torch.stack(result.scores, dim=1).float().log_softmax(-1).cpu()  # (batch, steps, vocab)
+        sequences = result.sequences[:, width:]
+        scores = _sampled_logprobs(result.scores, sequences).cpu()  # (batch, steps)
+        del result  # the per-step full-vocabulary scores: the largest thing generation leaves behind
+        sequences = sequences.cpu()
         generations = []
         stop_ids = {tok.eos_token_id, tok.pad_token_id} - {None}
         for i, ids in enumerate(prompt_ids):
@@ -125,7 +127,7 @@ class TransformersBackend(StaticBackend):
             finish = "length"
             for t, token in enumerate(sequences[i].tolist()):
                 response.append(token)
-                logprobs.append(float(scores[i, t, token]))
+                logprobs.append(float(scores[i, t]))
                 if token in stop_ids:
                     finish = "stop"
                     break
@@ -134,3 +136,16 @@ class TransformersBackend(StaticBackend):
                 finish = "stop"
             generations.append(Generation(text, list(ids), response, logprobs, finish))
         return generations
+
+
+def _sampled_logprobs(step_scores: Sequence[torch.Tensor], sequences: torch.Tensor) -> torch.Tensor:
+    """``(batch, steps)`` log-probabilities of the generated tokens under the processed scores of each step.
+
+    One step at a time, so at most one extra ``(batch, vocab)`` tensor lives at once (stacking every step's
+    full-vocabulary scores first multiplies generation's peak memory by the response length).
+    """
+    columns = [
+        score.float().log_softmax(-1).gather(1, sequences[:, t : t + 1].to(score.device))
+        for t, score in enumerate(step_scores)
+    ]
+    return torch.cat(columns, dim=1) if columns else sequences.new_zeros((sequences.shape[0], 0), dtype=torch.float)
