@@ -153,3 +153,43 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     lines = (tmp_path / "resumed" / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 4
     assert (tmp_path / "resumed" / "run" / "checkpoints" / "step_000004" / "optimizer.pt").is_file()
+
+
+def _update_result(peft: bool, **settings) -> tuple[dict[str, float], list[torch.Tensor]]:
+    from agents.grpo.update import PolicyUpdate
+
+    model, tokenizer = tiny_policy(seed=5)
+    if peft:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    # A small step: Adam turns rounding-level gradient differences into full-size steps of ±lr.
+    config = GRPOConfig(learning_rate=1e-5, kl_coef=0.05, entropy_coef=0.01, **settings)
+    update = PolicyUpdate(model, tokenizer, config)
+    rng = np.random.default_rng(0)
+    samples = [
+        Sample(rng.integers(3, 60, size=n).tolist(), rng.integers(3, 60, size=r).tolist(), float(a))
+        for n, r, a in [(5, 3, 1.0), (17, 2, -1.0), (9, 4, 0.5), (30, 1, -0.5), (3, 5, 1.5), (12, 2, -1.5)]
+    ]
+    metrics = update(samples)
+    return metrics, [p.grad.detach().clone() for p in model.parameters() if p.requires_grad and p.grad is not None]
+
+
+@pytest.mark.parametrize("peft", [False, True])
+@pytest.mark.parametrize(
+    ("plain", "lean"),
+    [
+        (dict(mini_batch_size=64, micro_batch_size=8),  # one mini-batch: no old log-probs
+         dict(mini_batch_size=64, micro_batch_size=8, micro_batch_tokens=40, gradient_checkpointing=True)),
+        (dict(mini_batch_size=3, micro_batch_size=3, ppo_epochs=2),  # old log-probs re-aligned per sample
+         dict(mini_batch_size=3, micro_batch_size=1, ppo_epochs=2, gradient_checkpointing=True)),
+    ],
+)  # fmt: skip
+def test_memory_levers_leave_the_update_unchanged(peft, plain, lean):
+    """Token-capped micro-batches and gradient checkpointing give the same losses and gradients."""
+    metrics_a, grads_a = _update_result(peft, **plain)
+    metrics_b, grads_b = _update_result(peft, **lean)
+    assert metrics_b == pytest.approx(metrics_a, rel=1e-4, abs=1e-6)
+    assert len(grads_a) == len(grads_b) > 0
+    for a, b in zip(grads_a, grads_b, strict=True):
+        assert torch.allclose(a, b, rtol=1e-3, atol=1e-7)

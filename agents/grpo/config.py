@@ -1,7 +1,7 @@
 """``GRPOConfig``: every setting of a GRPO run, with its help text and default.
 
-Defaults follow the papers and released scripts of verl-agent / GiGPO (Feng et al., 2025), Skill1 and SKILL0; ``GRPOConfig.cpu_defaults()`` gives
-the small settings that make a run finish on a laptop CPU. The CLI exposes every field as a flag.
+Defaults follow the papers and released scripts of verl-agent / GiGPO (Feng et al., 2025), Skill1 and
+SKILL0; ``GRPOConfig.cpu_defaults()`` gives the small settings that make a run finish on a laptop CPU. The CLI exposes every field as a flag.
 """
 
 from __future__ import annotations
@@ -65,6 +65,13 @@ class GRPOConfig:
     ppo_epochs: int = _field(1, "Passes over each batch of rollouts.")
     mini_batch_size: int = _field(256, "Turns per optimizer step (gradient accumulation inside).")
     micro_batch_size: int = _field(8, "Turns per forward/backward pass.")
+    micro_batch_tokens: int = _field(
+        0, "Cap on padded tokens (turns x longest prompt+response) per forward/backward pass; 0: no cap."
+    )
+    gradient_checkpointing: bool = _field(
+        False,
+        "Recompute activations in the backward pass: the update's peak memory no longer grows with layers x tokens.",
+    )
     max_grad_norm: float = _field(1.0, "Gradient clipping.")
     seed: int = _field(0, "Seed of task sampling, generation and initialization.")
     run_dir: str = _field("runs/grpo", "Run directory: config, metrics.jsonl, tensorboard, checkpoints.")
@@ -82,7 +89,8 @@ class GRPOConfig:
         """Small settings for a CPU run with SmolLM2-135M (minutes, not hours)."""
         small = dict(
             total_steps=2, tasks_per_step=2, group_size=2, max_new_tokens=48, learning_rate=1e-5,
-            mini_batch_size=64, micro_batch_size=4, max_turns=12, env_kwargs={"max_steps": 4},
+            mini_batch_size=64, micro_batch_size=4, micro_batch_tokens=2048, gradient_checkpointing=True,
+            max_turns=12, env_kwargs={"max_steps": 4},
         )  # fmt: skip
         small.update(overrides)
         return cls(**small)

@@ -36,7 +36,7 @@ from agents.evaluation import evaluate, make_rollout_envs, success_by_type
 from agents.grpo.advantages import episode_return, group_advantages
 from agents.grpo.checkpoint import load_checkpoint, save_checkpoint
 from agents.grpo.config import GRPOConfig
-from agents.grpo.update import PolicyUpdate, Sample
+from agents.grpo.update import PolicyUpdate, Sample, release_freed_memory
 from agents.prompts import PromptBuilder
 from agents.rollout import Episode, RolloutStats, rollout
 from agents.run_logger import RunLogger
@@ -175,6 +175,7 @@ class GRPOTrainer:
     def update(self, samples: list[Sample]) -> dict[str, float]:
         """Optimize on ``samples`` (:class:`~agents.grpo.update.PolicyUpdate`), then push the weights to the backend."""
         metrics = self.policy(samples)
+        release_freed_memory()  # activations and logits are gone: give their pages back before the next rollout
         self.backend.sync_weights(self.model, self.step + 1, self.run_dir)
         return metrics
 

@@ -1,14 +1,19 @@
 """One GRPO policy update: batching, log-probs of the response tokens, the clipped surrogate, the optimizer step.
 
-This module holds :class:`Sample` (one trainable turn) and :class:`PolicyUpdate`, which owns the
-model's optimizer and learning-rate schedule. ``PolicyUpdate(samples)`` runs ``ppo_epochs`` passes of
-mini-batches of ``mini_batch_size`` turns, accumulating gradients over micro-batches of
-``micro_batch_size``, with the token-level loss of :func:`agents.grpo.loss.grpo_token_loss`
-normalized by the mini-batch's response tokens.
+This module holds :class:`Sample` (one trainable turn), :class:`PolicyUpdate`, which owns the model's
+optimizer and learning-rate schedule, and :func:`micro_batches`. ``PolicyUpdate(samples)`` runs
+``ppo_epochs`` passes of mini-batches of ``mini_batch_size`` turns, accumulating gradients over
+micro-batches of at most ``micro_batch_size`` turns and ``micro_batch_tokens`` padded tokens, with the
+token-level loss of :func:`agents.grpo.loss.grpo_token_loss` normalized by the mini-batch's response
+tokens. How the turns are split into micro-batches changes memory, not the gradient. With
+``gradient_checkpointing`` the activations are recomputed in the backward pass, so the update's peak
+memory stays near one layer's activations whatever the depth.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import dataclasses
 import math
 from collections import defaultdict
@@ -21,7 +26,7 @@ import torch
 from agents.grpo.config import GRPOConfig
 from agents.grpo.loss import grpo_token_loss, token_logprobs
 
-__all__ = ["PolicyUpdate", "Sample"]
+__all__ = ["PolicyUpdate", "Sample", "micro_batches", "release_freed_memory"]
 
 
 @dataclasses.dataclass
@@ -43,6 +48,9 @@ class PolicyUpdate:
         self.pad_id = tokenizer.pad_token_id or 0
         self.uses_lora = hasattr(model, "disable_adapter")
         self.reference = _frozen_copy(model) if config.kl_coef > 0 and not self.uses_lora else None
+        if config.gradient_checkpointing:
+            # Non-reentrant checkpoints need no input that requires grad (the LoRA case); the same gradients.
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
         warmup = max(config.warmup_steps, 0)
@@ -58,12 +66,7 @@ class PolicyUpdate:
                     "loss/clip_frac": 0.0, "loss/grad_norm": 0.0, "loss/lr": self.scheduler.get_last_lr()[0]}  # fmt: skip
         self.model.train()
         n_mini = math.ceil(len(samples) / cfg.mini_batch_size)
-        needs_old = cfg.ppo_epochs > 1 or n_mini > 1
-        old = (
-            [self.logprobs(batch)[0].detach() for batch in _chunks(samples, cfg.micro_batch_size)]
-            if needs_old
-            else None
-        )
+        old = self._old_logprobs(samples) if cfg.ppo_epochs > 1 or n_mini > 1 else None
         sums: dict[str, float] = defaultdict(float)
         total_tokens = 0
         grad_norms = []
@@ -73,10 +76,10 @@ class PolicyUpdate:
                 batch = [samples[i] for i in mini]
                 n_tokens = sum(len(s.response_ids) for s in batch)
                 self.optimizer.zero_grad(set_to_none=True)
-                for micro_idx in _chunks(list(range(len(batch))), cfg.micro_batch_size):
+                for micro_idx in micro_batches(batch, cfg.micro_batch_size, cfg.micro_batch_tokens):
                     micro = [batch[i] for i in micro_idx]
                     logp, entropy, mask = self.logprobs(micro, with_entropy=cfg.entropy_coef > 0)
-                    old_logp = logp.detach() if old is None else _gather_old(old, [mini[i] for i in micro_idx], cfg)
+                    old_logp = logp.detach() if old is None else _right_aligned([old[mini[i]] for i in micro_idx])
                     ref = self.reference_logprobs(micro) if cfg.kl_coef > 0 else None
                     adv = torch.tensor([s.advantage for s in micro], dtype=logp.dtype, device=logp.device)
                     terms = grpo_token_loss(
@@ -96,6 +99,16 @@ class PolicyUpdate:
         out = {f"loss/{k}": v / max(total_tokens, 1) for k, v in sums.items()}
         out["loss/grad_norm"] = float(np.mean(grad_norms))
         out["loss/lr"] = self.scheduler.get_last_lr()[0]
+        return out
+
+    @torch.no_grad()
+    def _old_logprobs(self, samples: list[Sample]) -> list[torch.Tensor]:
+        """Each sample's response log-probs under the policy before this update (one 1-D tensor per sample)."""
+        out: list[torch.Tensor] = [torch.empty(0)] * len(samples)
+        for idx in micro_batches(samples, self.config.micro_batch_size, self.config.micro_batch_tokens):
+            logp = self.logprobs([samples[i] for i in idx])[0]
+            for row, i in enumerate(idx):
+                out[i] = logp[row, logp.shape[1] - len(samples[i].response_ids) :].clone()
         return out
 
     def batch_tensors(self, batch: Sequence[Sample]):
@@ -139,12 +152,47 @@ def _chunks(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), max(size, 1))]
 
 
-def _gather_old(old: list[torch.Tensor], indices: list[int], cfg: GRPOConfig) -> torch.Tensor:
-    """Old log-probs of the given sample indices, re-aligned into one right-aligned tensor."""
-    rows = []
-    for i in indices:
-        chunk, offset = divmod(i, cfg.micro_batch_size)
-        rows.append(old[chunk][offset])
+def micro_batches(samples: Sequence[Sample], max_samples: int, max_tokens: int = 0) -> list[list[int]]:
+    """Consecutive groups of sample indices with at most ``max_samples`` samples and, when ``max_tokens`` > 0,
+    at most ``max_tokens`` padded tokens (group size x its longest prompt+response); a longer sample goes alone.
+
+    >>> s = [Sample([0] * n, [1], advantage=0.0) for n in (3, 3, 9, 1)]
+    >>> micro_batches(s, max_samples=8, max_tokens=12)
+    [[0, 1], [2], [3]]
+    >>> micro_batches(s, max_samples=3)
+    [[0, 1, 2], [3]]
+    """
+    groups: list[list[int]] = []
+    current: list[int] = []
+    width = 0
+    for i, sample in enumerate(samples):
+        length = len(sample.prompt_ids) + len(sample.response_ids)
+        full = len(current) >= max(max_samples, 1)
+        too_wide = max_tokens > 0 and max(width, length) * (len(current) + 1) > max_tokens
+        if current and (full or too_wide):
+            groups.append(current)
+            current, width = [], 0
+        current.append(i)
+        width = max(width, length)
+    if current:
+        groups.append(current)
+    return groups
+
+
+def release_freed_memory() -> None:
+    """Hand memory that Python and torch have freed back to the OS (glibc keeps it in its arenas otherwise,
+    so a process's RSS stays at its peak after a large update)."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    try:
+        ctypes.CDLL(name).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        return
+
+
+def _right_aligned(rows: list[torch.Tensor]) -> torch.Tensor:
+    """Rows of different lengths as one right-aligned (left zero-padded) tensor."""
     width = max(r.shape[0] for r in rows)
     out = torch.zeros((len(rows), width), dtype=rows[0].dtype, device=rows[0].device)
     for j, row in enumerate(rows):

@@ -145,7 +145,7 @@ def is_unicode_text(text: str) -> bool:
     """Whether ``text`` encodes as UTF-8 (Python strings may hold lone surrogates, which neither SQLite nor
     the encoder's tokenizer accept).
 
-    >>> is_unicode_text("caf\u00e9"), is_unicode_text("x\ud800")
+    >>> is_unicode_text("caf\\u00e9"), is_unicode_text("x\\ud800")
     (True, False)
     """
     try:
