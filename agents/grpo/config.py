@@ -89,7 +89,7 @@ class GRPOConfig:
         """Small settings for a CPU run with SmolLM2-135M (minutes, not hours)."""
         small = dict(
             total_steps=2, tasks_per_step=2, group_size=2, max_new_tokens=48, learning_rate=1e-5,
-            mini_batch_size=64, micro_batch_size=4, micro_batch_tokens=2048, gradient_checkpointing=True,
+            mini_batch_size=64, micro_batch_size=4, micro_batch_tokens=1024, gradient_checkpointing=True,
             max_turns=12, env_kwargs={"max_steps": 4},
         )  # fmt: skip
         small.update(overrides)

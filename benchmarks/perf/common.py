@@ -233,3 +233,13 @@ def check_targets(checks: Mapping[str, bool], title: str = "Targets") -> dict[st
     verdict = ", ".join(f"{name} {'yes' if ok else 'NO'}" for name, ok in checks.items())
     print(f"\n{title}: {verdict}")
     return {"checks": dict(checks), "all_met": all(checks.values())}
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Print ``rows`` under ``headers`` as aligned plain-text columns."""
+    cells = [[str(h) for h in headers], *([str(c) for c in row] for row in rows)]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for n, row in enumerate(cells):
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))

@@ -2,9 +2,10 @@
 
 Skill1 reports 1.3–1.7× the step time of GRPO on GPU (Skill1, arXiv 2605.06130); SKILL0's point is that the
 context cost of skills goes away once the curriculum has withdrawn them. This script trains each
-learner for a few steps on ``SkillAlfworld-v0`` with the same model, seeds and limits, alternating
-the learners step by step so machine noise hits all of them alike, and reports per step: wall
-time, generation time, prompt (context) and response tokens, turns — and the ratios.
+learner for a few steps on ``SkillAlfworld-v0`` with the same model, seeds and limits, one learner after
+the other (each closed and its memory handed back before the next starts, so none inflates another's
+peak), and reports per step: wall time, generation time, prompt (context) and response tokens, turns,
+the learner's peak RSS — and the ratios.
 
     python -m benchmarks.perf.learners [--steps 2] [--model PATH_OR_ID] [--out benchmarks/results/learners.json]
 """
@@ -13,15 +14,18 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from agents.grpo.update import release_freed_memory
 from benchmarks.perf import common
+from benchmarks.perf.memory import peak_gb, reset_peak
 
 # Distributions whose versions the JSON records (``machine.versions``).
 PACKAGES = ("torch", "transformers", "peft", "skill-gym")
@@ -46,7 +50,7 @@ class Args:
     )
 
 
-def _trainers(args: Args, root: Path) -> dict[str, Any]:
+def _trainers(args: Args, root: Path) -> dict[str, Callable[[], Any]]:
     from agents.grpo import GRPOConfig, GRPOTrainer
     from agents.skill0 import Skill0Config, Skill0Trainer
     from agents.skill1 import Skill1Config, Skill1Trainer
@@ -71,11 +75,11 @@ def _trainers(args: Args, root: Path) -> dict[str, Any]:
         )
         return Skill0Trainer(config)
 
-    return {
-        "grpo": GRPOTrainer(GRPOConfig(run_dir=str(root / "grpo"), env_kwargs={**env, **base}, **shared)),
-        "skill1": Skill1Trainer(Skill1Config(run_dir=str(root / "skill1"), env_kwargs=env, top_k=3, **shared)),
-        "skill0_full": skill0("s0full", "full"),
-        "skill0_empty": skill0("s0none", "none"),
+    return {  # factories: each learner is built only when its turn comes
+        "grpo": lambda: GRPOTrainer(GRPOConfig(run_dir=str(root / "grpo"), env_kwargs={**env, **base}, **shared)),
+        "skill1": lambda: Skill1Trainer(Skill1Config(run_dir=str(root / "skill1"), env_kwargs=env, top_k=3, **shared)),
+        "skill0_full": lambda: skill0("s0full", "full"),
+        "skill0_empty": lambda: skill0("s0none", "none"),
     }
 
 
@@ -86,12 +90,15 @@ def main(args: Args) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="learners-bench-"))
     started = time.perf_counter()
     try:
-        trainers = _trainers(args, root)
-        rows: dict[str, list[dict[str, float]]] = {name: [] for name in trainers}
-        for rep in range(args.steps + 1):
-            for name, trainer in trainers.items():
+        factories = _trainers(args, root)
+        rows: dict[str, list[dict[str, float]]] = {name: [] for name in factories}
+        for name, make in factories.items():
+            gc.collect()
+            release_freed_memory()
+            reset_peak()
+            trainer = make()
+            for rep in range(args.steps + 1):
                 metrics = trainer.train_step()
-                turns = metrics["turns/act_per_episode"]
                 if rep == 0:
                     continue  # warm-up: first loads of games, encoder, allocator
                 rows[name].append(
@@ -101,11 +108,12 @@ def main(args: Args) -> dict[str, Any]:
                         "env_s": metrics["perf/env_seconds"],
                         "prompt_tokens": metrics["perf/prompt_tokens"],
                         "response_tokens": metrics["perf/response_tokens"],
-                        "act_turns_per_episode": turns,
+                        "act_turns_per_episode": metrics["turns/act_per_episode"],
+                        "peak_rss_gb": peak_gb()[0],
                     }
                 )
-        for trainer in trainers.values():
             trainer.close()
+            del trainer
     finally:
         shutil.rmtree(root, ignore_errors=True)
     summary = {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for name, runs in rows.items()}
@@ -117,10 +125,12 @@ def main(args: Args) -> dict[str, Any]:
         / summary["skill0_empty"]["prompt_tokens"],
         "skill0_full_over_empty_step_time": summary["skill0_full"]["step_s"] / summary["skill0_empty"]["step_s"],
     }
-    print(f"{'learner':14s} {'step s':>8s} {'gen s':>8s} {'prompt tok':>11s} {'resp tok':>9s} {'act/ep':>7s}")
-    for name, row in summary.items():
-        print(f"{name:14s} {row['step_s']:8.1f} {row['generate_s']:8.1f} {row['prompt_tokens']:11.0f} "
-              f"{row['response_tokens']:9.0f} {row['act_turns_per_episode']:7.2f}")  # fmt: skip
+    common.print_table(
+        ["learner", "step s", "gen s", "prompt tok", "resp tok", "act/ep", "peak GB"],
+        [[name, f"{r['step_s']:.1f}", f"{r['generate_s']:.1f}", f"{r['prompt_tokens']:.0f}",
+          f"{r['response_tokens']:.0f}", f"{r['act_turns_per_episode']:.2f}", f"{r['peak_rss_gb']:.2f}"]
+         for name, r in summary.items()],
+    )  # fmt: skip
     for key, value in ratios.items():
         print(f"{key}: {value:.2f}")
     result = {
