@@ -196,8 +196,9 @@ def parse_settings(
 
 
 def settings_dict(settings: Any) -> dict[str, Any]:
-    """The dataclass instance ``settings`` as a JSON-ready dict (:func:`dataclasses.asdict`, paths as strings)."""
-    return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(settings).items()}
+    """A dataclass instance or a mapping of settings as a JSON-ready dict (paths as strings)."""
+    items = dataclasses.asdict(settings) if dataclasses.is_dataclass(settings) else dict(settings)
+    return {k: str(v) if isinstance(v, Path) else v for k, v in items.items()}
 
 
 def write_json(path: str | os.PathLike[str], data: Any, *, indent: int = 2) -> None:

@@ -64,19 +64,28 @@ def reset_peak() -> None:
 
 
 def _phase(name: str, phases: dict[str, Any], fn: Any) -> Any:
+    """Run ``fn`` as one measured phase: peak RSS, RSS after, seconds, and peak GPU memory when there is a GPU."""
+    import torch
+
+    gpu = torch.cuda.is_available()
+    if gpu:
+        torch.cuda.reset_peak_memory_stats()
     reset_peak()
     started = time.perf_counter()
     out = fn()
     hwm, rss = peak_gb()
     phases[name] = {"peak_gb": hwm, "rss_after_gb": rss, "seconds": round(time.perf_counter() - started, 2)}
+    if gpu:
+        phases[name]["cuda_max_allocated_gb"] = round(torch.cuda.max_memory_allocated() / 1e9, 3)
     return out
 
 
-def learner_step(name: str, run_dir: str) -> dict[str, Any]:
+def learner_step(name: str, run_dir: str, device: str = "cpu") -> dict[str, Any]:
     """One CPU-preset step of ``name``, phase by phase (runs in a child process)."""
     import torch
 
     torch.set_num_threads(1)
+    on_gpu = device.startswith("cuda")
     from agents.grpo import GRPOConfig, GRPOTrainer, Sample
     from agents.skill0 import Skill0Config, Skill0Trainer
     from agents.skill1 import Skill1Config, Skill1Trainer
@@ -85,6 +94,8 @@ def learner_step(name: str, run_dir: str) -> dict[str, Any]:
                "skill0": (Skill0Trainer, Skill0Config)}  # fmt: skip
     trainer_cls, config_cls = classes[name]
     extra = {"test_freq": 0, "mode": "full"} if name == "skill0" else {}
+    if on_gpu:
+        extra.update(device=device, dtype="bfloat16")
     config = config_cls.cpu_defaults(env_id="SkillAlfworld-v0", run_dir=run_dir, progress=False, **extra)
     phases: dict[str, Any] = {}
     trainer = _phase("init", phases, lambda: trainer_cls(config))
@@ -112,7 +123,7 @@ def learner_step(name: str, run_dir: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def update_scaling(n_samples: int, prompt_tokens: int, response_tokens: int) -> dict[str, Any]:
+def update_scaling(n_samples: int, prompt_tokens: int, response_tokens: int, device: str = "cpu") -> dict[str, Any]:
     """The update's peak with ``n_samples`` samples of fixed lengths (CPU preset settings; child process)."""
     import numpy as np
     import torch
@@ -122,8 +133,10 @@ def update_scaling(n_samples: int, prompt_tokens: int, response_tokens: int) -> 
     from agents.grpo import GRPOConfig, Sample
     from agents.grpo.update import PolicyUpdate
 
-    config = GRPOConfig.cpu_defaults()
-    model, tokenizer = load_policy(None, lora=LoraSettings(rank=config.lora_rank, alpha=config.lora_alpha))
+    gpu = {"device": device, "dtype": "bfloat16"} if device.startswith("cuda") else {}
+    config = GRPOConfig.cpu_defaults(**gpu)
+    model, tokenizer = load_policy(None, lora=LoraSettings(rank=config.lora_rank, alpha=config.lora_alpha),
+                                   dtype=config.dtype, device=config.device)  # fmt: skip
     update = PolicyUpdate(model, tokenizer, config)
     rng = np.random.default_rng(0)
     vocab = len(tokenizer)
@@ -134,8 +147,12 @@ def update_scaling(n_samples: int, prompt_tokens: int, response_tokens: int) -> 
     phases: dict[str, Any] = {}
     _phase("update", phases, lambda: update(samples))
     peak = phases["update"]["peak_gb"]
-    return {"samples": n_samples, "base_gb": base, "peak_gb": peak, "peak_above_base_per_sample_mb":
-            round((peak - base) * 1000 / n_samples, 1), "seconds": phases["update"]["seconds"]}  # fmt: skip
+    row = {"samples": n_samples, "base_gb": base, "peak_gb": peak, "peak_above_base_per_sample_mb":
+           round((peak - base) * 1000 / n_samples, 1), "seconds": phases["update"]["seconds"]}  # fmt: skip
+    if "cuda_max_allocated_gb" in phases["update"]:
+        row["cuda_max_allocated_gb"] = phases["update"]["cuda_max_allocated_gb"]
+        row["cuda_per_sample_mb"] = round(phases["update"]["cuda_max_allocated_gb"] * 1000 / n_samples, 1)
+    return row
 
 
 def trl_step(n_completions: int, group: int, prompt_tokens: int, completion_tokens: int, micro: int) -> dict[str, Any]:
@@ -199,9 +216,9 @@ def _child(kind: str, *params: str) -> dict[str, Any]:
 def _run_child(args: argparse.Namespace) -> None:
     kind, params = args.child, args.params
     if kind in LEARNERS:
-        data = learner_step(kind, params[0])
+        data = learner_step(kind, params[0], params[1])
     elif kind == "scaling":
-        data = update_scaling(*(int(p) for p in params))
+        data = update_scaling(*(int(p) for p in params[:3]), params[3])
     else:
         data = trl_step(*(int(p) for p in params))
     Path(args.child_out).write_text(json.dumps(data))
@@ -213,6 +230,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--no-trl", action="store_true", help="skip TRL's GRPOTrainer")
     parser.add_argument("--scaling", nargs="*", type=int, default=[8, 16, 32], help="update sizes (samples)")
     parser.add_argument("--scaling-lengths", nargs=2, type=int, default=[300, 48], metavar=("PROMPT", "RESPONSE"))
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda (bf16; GPU peaks from torch.cuda)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/memory.json"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
@@ -225,7 +243,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     learners: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as root:
         for name in args.learners:
-            learners[name] = _child(name, str(Path(root) / name))
+            learners[name] = _child(name, str(Path(root) / name), args.device)
             print(f"{name}: {json.dumps(learners[name].get('phases', learners[name]))}", flush=True)
     measured = [v for v in learners.values() if "samples" in v]
     trl_result: dict[str, Any] = {}
@@ -236,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         trl_result = _child("trl", str(n), "2", str(int(ref["prompt_tokens_mean"])),
                             str(ref["settings"]["max_new_tokens"]), str(micro))  # fmt: skip
         print(f"trl: {json.dumps(trl_result.get('phases', trl_result))}", flush=True)
-    scaling = [_child("scaling", str(n), *map(str, args.scaling_lengths)) for n in args.scaling]
+    scaling = [_child("scaling", str(n), *map(str, args.scaling_lengths), args.device) for n in args.scaling]
     for row in scaling:
         print(f"scaling: {row}", flush=True)
     peaks = {k: v.get("peak_gb") for k, v in learners.items()}
