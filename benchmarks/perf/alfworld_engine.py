@@ -14,7 +14,7 @@ Both are :class:`skill_gym.envs.alfworld.engine.GameEngine` (``accelerate=False`
   ``--vec-envs`` sizes, random train games at every reset (cold loads included: the workers keep no
   translation records), env steps per second.
 
-Targets (issue): step >= 50x on the big room and >= 30x on the small one, same-game reset >= 100x,
+Targets: step >= 50x on the big room and >= 30x on the small one, same-game reset >= 100x,
 new-game episode >= 10x (>= 30x precomputed).
 
 Usage:

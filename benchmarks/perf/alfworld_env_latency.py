@@ -21,7 +21,7 @@ skill-gym's pool yet, translation cache cleared).
 Measured per room and system: the first (cold) reset, the reset of the same game (median / p90 over the
 episodes), the step (median / p90), steps per second; and the speed-ups upstream / ours of each.
 
-Targets (issue): reset >= 3x faster than upstream's path (median warm reset of the same game; the cold first
+Targets: reset >= 3x faster than upstream's path (median warm reset of the same game; the cold first
 load is reported and checked too).
 
 Usage:

@@ -21,7 +21,7 @@ copy itself the true top 5 are near-ties. ``--data subspace`` draws vectors near
 noise (local intrinsic dimension ~25; all-MiniLM-L6-v2 embeddings of templated skill descriptions measure
 ~10), a closer stand-in for real embeddings at scale.
 
-Targets (issue), at the largest size: ``lib.search`` p50 <= 1 ms, recall@5 >= 0.95, faster than both exact
+Targets, at the largest size: ``lib.search`` p50 <= 1 ms, recall@5 >= 0.95, faster than both exact
 anchors. Every library is pinned to one thread (OMP / OpenBLAS / MKL, FAISS, torch, hnswlib) so the methods
 are compared on equal terms; the JSON says so under ``threads``.
 

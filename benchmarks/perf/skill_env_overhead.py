@@ -14,11 +14,11 @@ alternating order, so the two step times are paired samples under the same machi
 that they return the same text and admissible commands at every reset and step.
 
 Measured per room: reset and step median / p90 of each; the wrapper's step overhead three ways: the ratio of
-the step medians (the issue's definition), the median of the paired per-step ratios, and the wrapper's own
+the step medians, the median of the paired per-step ratios, and the wrapper's own
 time per step (the skill env's step minus the base env's step inside it, timed by instrumenting
 ``base.step``; machine noise barely moves it); and the reset overhead (ratio of the reset medians).
 
-Targets (issue): skill wrapper overhead <= 5 % per step (skill step median / ours step median - 1), and the
+Targets: skill wrapper overhead <= 5 % per step (skill step median / ours step median - 1), and the
 wrapper's own time <= 5 % of the ours step median.
 
 Usage:
@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "translation cache cleared: a cold load",
             "reset": "median/p90 over the episode resets of the same game (after the first reset)",
             "steps_per_s": "steps / summed step latency (resets excluded)",
-            "wrapper_overhead_pct": "skill step median / ours step median - 1 (the issue's definition); 'paired' is "
+            "wrapper_overhead_pct": "skill step median / ours step median - 1; 'paired' is "
             "the median of per-step ratios (ours and skill stepped back to back with the same command); 'self' is "
             "the skill env's step time minus the base env step inside it (timed by instrumenting base.step), "
             "divided by the ours step median: the wrapper's own cost, insensitive to machine noise",

@@ -11,7 +11,7 @@ Anchors: the async env with one worker (speed-up ``x vs 1``), and the parallelis
 now: a pure-Python busy loop run in k processes against one (``box x``, measured just before). Also reported:
 the CPU cores the run kept busy (parent + worker CPU seconds / wall seconds, psutil) and CPU ms per env step.
 
-Target (issue): async vector throughput scales with workers on this 2-core box ("scales" here means
+Target: async vector throughput scales with workers on this 2-core box ("scales" here means
 2 workers >= 1.5x one worker and 4 workers no more than 10 % below 2). Other CPU jobs skew the figures: the
 JSON records the load average at the start and the end.
 
