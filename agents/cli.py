@@ -4,7 +4,7 @@ This module holds the functions that add them (see :func:`skill_gym.cli.plugin_c
 
 * :func:`add_train_command` — ``skill-gym train grpo|skill1|skill0 ...``: every field of the learner's
   config dataclass is a flag (``env_id`` is also ``--env``), ``--preset cpu|paper`` picks the limits;
-* :func:`add_serve_command` — ``skill-gym serve``: an OpenAI-compatible chat server on 127.0.0.1;
+* :func:`add_serve_target` — ``skill-gym serve policy``: an OpenAI-compatible chat server on 127.0.0.1;
 * :func:`add_demo_command` — ``skill-gym demo``: the end-to-end demo that ``make demo`` runs.
 
 Heavy imports (torch, transformers) happen when a verb runs, not when the parser is built.
@@ -20,7 +20,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LEARNERS", "add_config_flags", "add_demo_command", "add_serve_command", "add_train_command"]
+__all__ = ["LEARNERS", "add_config_flags", "add_demo_command", "add_serve_target", "add_train_command"]
 
 LEARNERS: dict[str, tuple[str, str, str]] = {
     "grpo": ("agents.grpo.config:GRPOConfig", "agents.grpo.trainer:GRPOTrainer", "multi-turn GRPO"),
@@ -96,9 +96,9 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_serve_command(commands: Any) -> None:
-    """``skill-gym serve``."""
-    serve = commands.add_parser("serve", help="OpenAI-compatible chat server on 127.0.0.1 around the policy")
+def add_serve_target(targets: Any) -> None:
+    """``skill-gym serve policy``."""
+    serve = targets.add_parser("policy", help="OpenAI-compatible chat server on 127.0.0.1 around the policy")
     serve.add_argument("--model", default=None)
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)

@@ -2,7 +2,7 @@
 
 This module holds :class:`ChatServer`: ``POST /v1/chat/completions`` and ``GET /v1/models`` on
 ``127.0.0.1`` (by default), so a policy can be evaluated by the same HTTP client as a hosted model,
-and :func:`main` (``skill-gym serve``). Requests are served one generation at a time (the model is
+and :func:`main` (``skill-gym serve policy``). Requests are served one generation at a time (the model is
 not thread-safe); bad requests get a 400 with a JSON error, never a traceback.
 """
 

@@ -5,12 +5,15 @@ Verbs of this package:
 * ``skill-gym library [--library PATH] stats|search|add|import|export`` — inspect and edit a
   skill library file;
 * ``skill-gym alfworld precompute`` — write the ALFWorld engine's translation records;
-* ``skill-gym doctor`` — check the installation (assets, optional engines, the ``agents`` name).
+* ``skill-gym doctor`` — check the installation (assets, optional engines, the ``agents`` name);
+* ``skill-gym serve TARGET`` — run a server on 127.0.0.1; the env targets are registered in
+  :data:`SERVE_TARGETS` (one module per env, each with an ``add_serve_target(targets)`` function).
 
 Other packages add verbs through the entry-point group ``skill_gym.commands`` (:data:`PLUGIN_GROUP`):
 each entry point names a function that takes the ``argparse`` sub-parsers and adds its commands
-(the learners add ``train``, ``serve`` and ``demo`` this way), so one ``skill-gym`` command serves
-every layer while this package imports none of them.
+(the learners add ``train`` and ``demo`` this way), so one ``skill-gym`` command serves every layer
+while this package imports none of them. Serve targets plug in the same way through
+:data:`SERVE_GROUP` (the learners add ``serve policy``).
 
 Errors in user input print one line to stderr and exit with status 2; nothing is written.
 """
@@ -22,6 +25,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from importlib import import_module
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +37,13 @@ __all__ = ["PLUGIN_GROUP", "main", "plugin_commands"]
 
 PLUGIN_GROUP = "skill_gym.commands"
 """Entry-point group of the verbs other packages add to ``skill-gym``."""
+
+SERVE_GROUP = "skill_gym.serve_targets"
+"""Entry-point group of the targets other packages add to ``skill-gym serve``."""
+
+SERVE_TARGETS: tuple[str, ...] = ()
+"""Modules of this package whose ``add_serve_target(targets)`` adds a ``skill-gym serve`` target (imported
+when the parser is built: keep their top level light)."""
 
 DEFAULT_LIBRARY = os.environ.get("SKILL_GYM_LIBRARY", "skill_library.sqlite")
 
@@ -53,13 +64,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def plugin_commands() -> list[Callable[[Any], None]]:
-    """The command-adding functions installed under :data:`PLUGIN_GROUP`, in name order.
+def plugin_commands(group: str = PLUGIN_GROUP) -> list[Callable[[Any], None]]:
+    """The command-adding functions installed under the entry-point ``group``, in name order.
 
     A plug-in that cannot be imported is reported on stderr and left out; the other verbs still work.
     """
     found = []
-    for point in sorted(entry_points(group=PLUGIN_GROUP), key=lambda p: p.name):
+    for point in sorted(entry_points(group=group), key=lambda p: p.name):
         try:
             found.append(point.load())
         except Exception as error:  # a broken optional install must not take the whole CLI down
@@ -118,6 +129,13 @@ def _parser() -> argparse.ArgumentParser:
 
     doctor = commands.add_parser("doctor", help="check the installation")
     doctor.set_defaults(handler=_doctor)
+
+    serve = commands.add_parser("serve", help="run a server on 127.0.0.1 (an env's web site, a retriever, a policy)")
+    targets = serve.add_subparsers(title="targets", dest="target", required=True)
+    for module in SERVE_TARGETS:
+        import_module(module).add_serve_target(targets)
+    for add_target in plugin_commands(SERVE_GROUP):
+        add_target(targets)
 
     for command in plugin_commands():
         command(commands)
