@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-main test-fast lint clean
+.PHONY: venv browser demo test test-main test-fast lint clean
 
 include Makefile.vllm
 
@@ -27,13 +27,18 @@ $(VENV)/.installed: pyproject.toml constraints.txt Makefile
 	-$(BIN)/python -m pip uninstall -q -y torchvision 2>/dev/null
 	touch $@
 
+# Debian's Chromium and chromedriver for the WebShop browser backend and the leaderboard page test (apt, as root).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver)
+
 demo: venv
 	$(BIN)/skill-gym demo
 
 # Everything CI runs: lint, the whole suite (slow tests included), then the vLLM backend in .venv-vllm.
 test: test-main test-vllm
 
-test-main: venv
+test-main: venv browser
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
