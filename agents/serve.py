@@ -1,51 +1,92 @@
-"""A small OpenAI-compatible chat server around any backend (default: transformers on SmolLM2).
+"""An OpenAI-compatible chat server around any backend (default: transformers on SmolLM2), on Starlette + uvicorn.
 
-This module holds :class:`ChatServer`: ``POST /v1/chat/completions`` and ``GET /v1/models`` on
-``127.0.0.1`` (by default), so a policy can be evaluated by the same HTTP client as a hosted model,
-and :func:`main` (``skill-gym serve policy``). Requests are served one generation at a time (the model is
-not thread-safe); bad requests get a 400 with a JSON error, never a traceback.
+This module holds :class:`ChatServer`: ``POST /v1/chat/completions`` and ``GET /v1/models`` on ``127.0.0.1``
+(by default), so a policy is evaluated by the same HTTP client as a hosted model, and :func:`main`
+(``skill-gym serve policy``). It answers as the official ``openai`` client expects: ``n`` choices (one
+batched generation), ``stream=True`` as server-sent events (``chat.completion.chunk`` objects, then
+``data: [DONE]``; usage in a last chunk with ``stream_options.include_usage``), and ``stop`` strings (the
+text ends before the first one, ``finish_reason="stop"``). What it cannot do (tools, JSON mode, logit
+bias, penalties, top log-probs) is answered with a 400 that names the parameter, never ignored silently.
+Generations run one at a time (a model is not thread-safe); bad requests get a 400 with a JSON error.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterator
 from typing import Any
 
-from agents.backends.base import Backend, SamplingConfig
+from agents.backends.base import Backend, Generation, SamplingConfig
 
-__all__ = ["ChatServer"]
+__all__ = ["MAX_BODY_BYTES", "MAX_CHOICES", "ChatServer", "RequestError"]
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
+MAX_CHOICES = 16
+
+_UNSUPPORTED = {
+    "tools": "tool calls",
+    "tool_choice": "tool calls",
+    "functions": "function calls",
+    "function_call": "function calls",
+    "logit_bias": "logit bias",
+    "top_logprobs": "top log-probabilities",
+    "audio": "audio output",
+    "prediction": "predicted outputs",
+}
+"""Request fields this server cannot honour → what they ask for (a non-empty value gets a 400)."""
+
+
+class RequestError(ValueError):
+    """A request this server rejects with a 400 (malformed or asking for something unsupported)."""
 
 
 class ChatServer:
-    """Serve ``backend`` as model ``model_name``. Use as a context manager or call :meth:`start`/:meth:`stop`."""
+    """Serve ``backend`` as model ``model_name``. Use as a context manager or call :meth:`start`/:meth:`stop`.
+
+    ``port=0`` takes a free port; :attr:`url` is the base URL a client uses (``http://127.0.0.1:PORT/v1``).
+    """
 
     def __init__(self, backend: Backend, model_name: str = "policy", host: str = "127.0.0.1", port: int = 0) -> None:
         self.backend = backend
         self.model_name = model_name
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), self._handler())
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self._server: Any = None
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
+        host, port = self._socket.getsockname()[:2]
         return f"http://{host}:{port}/v1"
 
     def start(self) -> ChatServer:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        import uvicorn
+
+        config = uvicorn.Config(self.app(), log_level="warning", access_log=False, lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
         self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started and self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not self._server.started:
+            raise RuntimeError(f"the chat server did not start on {self.url}")
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        self._socket.close()
 
     def __enter__(self) -> ChatServer:
         return self.start()
@@ -53,8 +94,10 @@ class ChatServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def complete(self, body: dict[str, Any]) -> dict[str, Any]:
-        """One chat completion (raises ``ValueError`` for a malformed request)."""
+    # -- the protocol ---------------------------------------------------------------------------------
+
+    def generate(self, body: dict[str, Any]) -> tuple[list[Generation], int]:
+        """The ``n`` generations a request asks for and the prompt's token count (raises :class:`RequestError`)."""
         messages = body.get("messages")
         if (
             not isinstance(messages, list)
@@ -64,91 +107,189 @@ class ChatServer:
                 for m in messages
             )
         ):
-            raise ValueError("'messages' must be a non-empty list of {role, content} string objects")
+            raise RequestError("'messages' must be a non-empty list of {role, content} string objects")
+        for name, what in _UNSUPPORTED.items():
+            if body.get(name):
+                raise RequestError(f"'{name}' is not supported by this server ({what})")
+        for name in ("presence_penalty", "frequency_penalty"):
+            if body.get(name) not in (None, 0, 0.0):
+                raise RequestError(f"'{name}' is not supported by this server (only 0)")
+        response_format = body.get("response_format")
+        if response_format not in (None, {"type": "text"}):
+            raise RequestError("'response_format' is not supported by this server (only {'type': 'text'})")
+        n = _int(_first(body, "n", default=1), "n", 1, MAX_CHOICES)
         sampling = SamplingConfig(
-            max_new_tokens=_int(body.get("max_tokens", body.get("max_completion_tokens", 256)), "max_tokens", 1, 8192),
-            temperature=_float(body.get("temperature", 1.0), "temperature", 0.0, 5.0),
-            top_p=_float(body.get("top_p", 1.0), "top_p", 0.0, 1.0),
-            stop=tuple(body["stop"]) if isinstance(body.get("stop"), list) else (
-                (body["stop"],) if isinstance(body.get("stop"), str) else ()),
-            seed=body.get("seed") if isinstance(body.get("seed"), int) else None,
-        )  # fmt: skip
+            max_new_tokens=_int(
+                _first(body, "max_completion_tokens", "max_tokens", default=256), "max_tokens", 1, 8192
+            ),
+            temperature=_float(_first(body, "temperature", default=1.0), "temperature", 0.0, 5.0),
+            top_p=_float(_first(body, "top_p", default=1.0), "top_p", 0.0, 1.0),
+            seed=_int(body["seed"], "seed", -(2**63), 2**63 - 1) if body.get("seed") is not None else None,
+        )
+        stops = _stop(body.get("stop"))  # applied to the text here: every backend then honours it the same way
+        prompt = [{"role": m["role"], "content": m["content"]} for m in messages]
         with self._lock:
-            [gen] = self.backend.generate([[{"role": m["role"], "content": m["content"]} for m in messages]], sampling)
-        choice: dict[str, Any] = {
-            "index": 0,
-            "message": {"role": "assistant", "content": gen.text},
-            "finish_reason": gen.finish_reason,
-        }
-        if body.get("logprobs"):
-            choice["logprobs"] = {
-                "content": [
-                    {"token_id": t, "logprob": lp} for t, lp in zip(gen.response_ids, gen.logprobs, strict=False)
-                ]
+            generations = self.backend.generate([prompt] * n, sampling)
+        if len(generations) != n:
+            raise RuntimeError(f"the backend returned {len(generations)} generations for n={n}")
+        return [_cut_at_stop(g, stops) for g in generations], len(generations[0].prompt_ids)
+
+    def complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One chat completion object (raises :class:`RequestError` for a request it rejects)."""
+        generations, prompt_tokens = self.generate(body)
+        choices = []
+        for index, gen in enumerate(generations):
+            choice: dict[str, Any] = {
+                "index": index,
+                "message": {"role": "assistant", "content": gen.text},
+                "finish_reason": gen.finish_reason,
             }
+            if body.get("logprobs"):
+                choice["logprobs"] = {"content": _logprob_items(gen)}
+            choices.append(choice)
+        completion_tokens = sum(len(g.response_ids) for g in generations)
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": self.model_name,
-            "choices": [choice],
-            "usage": {
-                "prompt_tokens": len(gen.prompt_ids),
-                "completion_tokens": len(gen.response_ids),
-                "total_tokens": len(gen.prompt_ids) + len(gen.response_ids),
-            },
+            "choices": choices,
+            "usage": _usage(prompt_tokens, completion_tokens),
         }
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
+    def stream(self, body: dict[str, Any]) -> Iterator[str]:
+        """The server-sent events of a streamed completion: a role chunk, content, a finish chunk per choice."""
+        completion = self.complete(body)
+        base = {k: completion[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:  # quiet
-                return
+        def event(choices: list[dict[str, Any]], **extra: Any) -> str:
+            return f"data: {json.dumps({**base, 'choices': choices, **extra})}\n\n"
 
-            def _send(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+        for choice in completion["choices"]:
+            i = choice["index"]
+            yield event([{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+            for piece in _pieces(choice["message"]["content"]):
+                yield event([{"index": i, "delta": {"content": piece}, "finish_reason": None}])
+            yield event([{"index": i, "delta": {}, "finish_reason": choice["finish_reason"]}])
+        if (body.get("stream_options") or {}).get("include_usage"):
+            yield event([], usage=completion["usage"])
+        yield "data: [DONE]\n\n"
 
-            def do_GET(self) -> None:
-                if self.path.rstrip("/") == "/v1/models":
-                    self._send(200, {"object": "list", "data": [{"id": server.model_name, "object": "model"}]})
-                else:
-                    self._send(404, {"error": {"message": f"no route {self.path}"}})
+    def app(self) -> Any:
+        """The ASGI application (Starlette, the toolkit under FastAPI): ``/v1/models`` and ``/v1/chat/completions``."""
+        from starlette.applications import Starlette
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import JSONResponse, StreamingResponse
+        from starlette.routing import Route
 
-            def do_POST(self) -> None:
-                if self.path.rstrip("/") != "/v1/chat/completions":
-                    self._send(404, {"error": {"message": f"no route {self.path}"}})
-                    return
-                try:
-                    length = int(self.headers.get("Content-Length", "0"))
-                    if length <= 0 or length > MAX_BODY_BYTES:
-                        raise ValueError(f"the body must be 1..{MAX_BODY_BYTES} bytes")
-                    body = json.loads(self.rfile.read(length))
-                    if not isinstance(body, dict):
-                        raise ValueError("the body must be a JSON object")
-                    self._send(200, server.complete(body))
-                except (ValueError, json.JSONDecodeError) as error:
-                    self._send(400, {"error": {"message": str(error), "type": "invalid_request_error"}})
-                except Exception as error:
-                    self._send(500, {"error": {"message": f"{type(error).__name__}: {error}"}})
+        def error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
+            return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status)
 
-        return Handler
+        async def models(request: Any) -> JSONResponse:
+            return JSONResponse(
+                {"object": "list", "data": [{"id": self.model_name, "object": "model", "owned_by": "skill-gym"}]}
+            )
+
+        async def chat(request: Any) -> Any:
+            try:
+                body = await _read_json(request)
+                if body.get("stream"):
+                    events = await run_in_threadpool(lambda: list(self.stream(body)))
+                    return StreamingResponse(iter(events), media_type="text/event-stream")
+                return JSONResponse(await run_in_threadpool(self.complete, body))
+            except RequestError as problem:
+                return error(400, str(problem))
+            except Exception as problem:  # the backend failed: say so, keep serving
+                return error(500, f"{type(problem).__name__}: {problem}", "server_error")
+
+        async def not_found(request: Any, _: Exception) -> JSONResponse:
+            return error(404, f"no route {request.url.path}", "not_found_error")
+
+        async def not_allowed(request: Any, _: Exception) -> JSONResponse:
+            return error(405, f"{request.method} is not allowed on {request.url.path}")
+
+        routes = [Route("/v1/models", models, methods=["GET"]), Route("/v1/chat/completions", chat, methods=["POST"])]
+        return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
+
+
+async def _read_json(request: Any) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+        raise RequestError(f"the body must be 1..{MAX_BODY_BYTES} bytes")
+    raw = await request.body()
+    if not raw or len(raw) > MAX_BODY_BYTES:
+        raise RequestError(f"the body must be 1..{MAX_BODY_BYTES} bytes")
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as problem:
+        raise RequestError(f"the body is not JSON: {problem}") from None
+    if not isinstance(body, dict):
+        raise RequestError("the body must be a JSON object")
+    return body
+
+
+def _first(body: dict[str, Any], *names: str, default: Any = None) -> Any:
+    """The first of ``names`` present with a non-null value (``max_completion_tokens`` before ``max_tokens``)."""
+    for name in names:
+        if body.get(name) is not None:
+            return body[name]
+    return default
+
+
+def _stop(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    stops = [value] if isinstance(value, str) else value
+    if not isinstance(stops, list) or len(stops) > 4 or not all(isinstance(s, str) and s for s in stops):
+        raise RequestError("'stop' must be a non-empty string or a list of up to 4 of them")
+    return tuple(stops)
+
+
+def _cut_at_stop(gen: Generation, stops: tuple[str, ...]) -> Generation:
+    """The text up to (without) the first stop string, as the API specifies; token counts are the generated ones."""
+    cuts = [gen.text.find(s) for s in stops if s in gen.text]
+    if not cuts:
+        return gen
+    return Generation(gen.text[: min(cuts)], gen.prompt_ids, gen.response_ids, gen.logprobs, "stop")
+
+
+def _pieces(text: str, size: int = 16) -> list[str]:
+    """Content deltas of a streamed answer (whole words where possible)."""
+    pieces, current = [], ""
+    for word in text.split(" "):
+        current = f"{current} {word}" if current else word
+        if len(current) >= size:
+            pieces.append(current + " ")
+            current = ""
+    if current:
+        pieces.append(current)
+    joined = "".join(pieces)
+    if joined != text:  # keep the text exact (trailing spaces and the like)
+        return [text] if text else []
+    return pieces
+
+
+def _logprob_items(gen: Generation) -> list[dict[str, Any]]:
+    return [{"token_id": t, "logprob": lp} for t, lp in zip(gen.response_ids, gen.logprobs, strict=False)]
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
 
 
 def _int(value: object, name: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+        raise RequestError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
     return value
 
 
 def _float(value: object, name: str, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}")
+        raise RequestError(f"{name} must be a number in [{low}, {high}], got {value!r}")
     return float(value)
 
 
