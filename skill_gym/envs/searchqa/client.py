@@ -1,0 +1,144 @@
+"""The HTTP client of a Search-R1 retrieval server (ours, Search-R1's own, or any that speaks its protocol).
+
+This module holds :class:`RemoteRetriever`: a :class:`~skill_gym.envs.searchqa.retriever.Retriever` that
+sends Search-R1's request (``POST /retrieve`` with ``{"queries": [...], "topk": k, "return_scores": true}``)
+and checks the reply's shape (``{"result": [[{"document": {...}, "score": s}, ...], ...]}``). Connection
+failures, timeouts and 5xx answers are retried with a growing pause; when the retries are spent, or the
+server refuses the request (4xx) or answers something else than that shape, it raises
+:class:`~skill_gym.envs.searchqa.retriever.RetrieverUnavailable` and nothing else. Standard library only.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from typing import Any
+
+from skill_gym.envs.searchqa.retriever import DEFAULT_TOPK, Hit, RetrieverUnavailable, check_queries
+
+__all__ = ["RemoteRetriever", "RetrieverUnavailable"]
+
+_MAX_REPLY_BYTES = 256 << 20
+
+
+class RemoteRetriever:
+    """A retrieval server at ``url`` (``http://127.0.0.1:8000/retrieve``; a bare ``host:port`` URL gets ``/retrieve``).
+
+    ``timeout`` bounds each attempt (seconds); ``retries`` is the number of attempts after the first for
+    connection errors, timeouts and 5xx answers, paced ``backoff``, ``2·backoff``, ``4·backoff``... seconds
+    apart. A 4xx answer is not retried (the same request would be refused again).
+
+    >>> RemoteRetriever("http://127.0.0.1:9/retrieve", timeout=0.5, retries=0).search(["who?"])
+    Traceback (most recent call last):
+    ...
+    skill_gym.envs.searchqa.retriever.RetrieverUnavailable: retriever at http://127.0.0.1:9/retrieve unreachable ...
+    """
+
+    def __init__(self, url: str, timeout: float = 10.0, retries: int = 2, backoff: float = 0.5) -> None:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"the retriever URL must be http(s)://host[:port][/path], got {url!r}")
+        if parts.path in ("", "/"):
+            url = urllib.parse.urlunsplit(parts._replace(path="/retrieve"))
+        if timeout <= 0 or retries < 0 or backoff < 0:
+            raise ValueError("timeout must be positive, retries and backoff not negative")
+        self.url = url
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+
+    def search(self, queries: Sequence[str], topk: int = DEFAULT_TOPK) -> list[list[Hit]]:
+        """The server's ``topk`` hits for each query; :class:`RetrieverUnavailable` when it cannot give them."""
+        queries = check_queries(queries, topk)
+        if not queries:
+            return []
+        reply = self._post({"queries": queries, "topk": int(topk), "return_scores": True})
+        return _checked_result(reply, len(queries), self.url)
+
+    def _post(self, payload: dict[str, Any]) -> object:
+        body = json.dumps(payload).encode("utf-8")
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        problem, status = "", None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    raw = response.read(_MAX_REPLY_BYTES + 1)
+            except urllib.error.HTTPError as error:
+                status, problem = error.code, f"HTTP {error.code}: {_error_message(error)}"
+                if error.code < 500:
+                    break
+                continue
+            except (OSError, http.client.HTTPException) as error:  # URLError, timeouts, resets, cut replies
+                problem = _transport_problem(error, self.timeout)
+                continue
+            if len(raw) > _MAX_REPLY_BYTES:
+                raise RetrieverUnavailable(f"retriever at {self.url} sent a reply over {_MAX_REPLY_BYTES} bytes", 200)
+            try:
+                return json.loads(raw)
+            except ValueError:
+                raise RetrieverUnavailable(
+                    f"retriever at {self.url} answered with something that is not JSON", 200
+                ) from None
+        tries = f"{attempt + 1} attempt{'s' if attempt else ''}"
+        raise RetrieverUnavailable(f"retriever at {self.url} {problem} ({tries})", status)
+
+    def close(self) -> None:
+        """Nothing to release (each request opens and closes its own connection)."""
+
+
+def _transport_problem(error: Exception, timeout: float) -> str:
+    reason = getattr(error, "reason", error)
+    if isinstance(reason, TimeoutError) or "timed out" in str(reason):
+        return f"timed out after {timeout:g} s"
+    return f"unreachable ({reason or type(reason).__name__})"
+
+
+def _error_message(error: urllib.error.HTTPError) -> str:
+    """The ``error`` (or FastAPI's ``detail``) field of an error reply, else its first 200 characters."""
+    try:
+        text = error.read(64 << 10).decode("utf-8", "replace")
+    except OSError:
+        return error.reason if isinstance(error.reason, str) else ""
+    try:
+        data = json.loads(text)
+        if isinstance(data, dict) and ("error" in data or "detail" in data):
+            return str(data.get("error", data.get("detail")))[:500]
+    except ValueError:
+        pass
+    return text[:200]
+
+
+def _checked_result(reply: object, expected: int, url: str) -> list[list[Hit]]:
+    """``reply["result"]`` after checking it has Search-R1's shape, one list of hits per query."""
+
+    def bad(why: str) -> RetrieverUnavailable:
+        return RetrieverUnavailable(f"retriever at {url} answered in an unexpected shape: {why}", 200)
+
+    if not isinstance(reply, dict) or not isinstance(reply.get("result"), list):
+        raise bad("no 'result' list")
+    result = reply["result"]
+    if len(result) != expected:
+        raise bad(f"{len(result)} result lists for {expected} queries")
+    hits: list[list[Hit]] = []
+    for i, items in enumerate(result):
+        if not isinstance(items, list):
+            raise bad(f"result[{i}] is not a list")
+        row: list[Hit] = []
+        for item in items:
+            document = item.get("document") if isinstance(item, dict) else None
+            score = item.get("score") if isinstance(item, dict) else None
+            if not isinstance(document, dict) or not isinstance(document.get("contents"), str):
+                raise bad(f"an item of result[{i}] has no document with 'contents'")
+            if isinstance(score, bool) or not isinstance(score, int | float):
+                raise bad(f"an item of result[{i}] has no numeric score")
+            row.append({"document": document, "score": float(score)})
+        hits.append(row)
+    return hits
