@@ -10,7 +10,8 @@ This module holds:
   (``{"id", "contents": "\\"Title\\"\\ntext"}``), checked line by line;
 * :func:`passage_title`, :func:`passage_text`, :func:`format_passages` — the parts of a passage and the text
   Search-R1's client puts inside ``<information>`` (``Doc 1(Title: t) text``);
-* :class:`BM25Retriever` — ``bm25s`` with PyStemmer, Lucene BM25 at pyserini's defaults (k1 0.9, b 0.4);
+* :class:`BM25Retriever` — ``bm25s`` with PyStemmer: Lucene BM25 at pyserini's defaults (k1 0.9, b 0.4, Lucene's
+  33 English stop words, Porter stemming);
 * :class:`DenseRetriever` — a sentence-transformers encoder (all-MiniLM-L6-v2 by default; e5-style
   ``query: `` / ``passage: `` prefixes for e5 models) over an hnswlib inner-product graph;
 * :func:`open_retriever` — a retriever from a spec (``"bm25"``, ``"dense"``, ``"dense:<model>"`` or an
@@ -268,7 +269,10 @@ _TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's and bm25s's default toke
 
 
 class BM25Retriever:
-    """Lucene BM25 over the passages' ``contents`` (``bm25s``), English stop words removed, Snowball stemming.
+    """Lucene BM25 over the passages' ``contents`` (``bm25s``), as pyserini indexes wiki-18 for Search-R1.
+
+    Lucene's 33 English stop words are dropped and words Porter-stemmed (pyserini's defaults); tokens are
+    runs of two or more word characters (``bm25s``'s pattern: unlike Lucene, one-character tokens are dropped).
 
     Only passages sharing a term with the query are returned (as Lucene, hence pyserini, does), so a query
     of stop words alone gets no hits.
@@ -289,7 +293,7 @@ class BM25Retriever:
         self.documents = list(documents)
         self.k1 = k1
         self.b = b
-        self._stemmer = Stemmer.Stemmer("english")
+        self._stemmer = Stemmer.Stemmer("porter")
         self._stopwords = frozenset(STOPWORDS_EN)
         self._vocab: dict[str, int] = getattr(model, "vocab_dict", None) or {}
         self._lock = threading.Lock()
