@@ -1,0 +1,267 @@
+"""Agents named by a spec string or a small YAML file, and the players the runner gets from them.
+
+This module holds :class:`AgentEntry` (a name, a spec and its generation settings), :func:`parse_agents`
+(``--agent`` values: spec strings or ``.yaml`` files) and :class:`LoadedAgent` (an entry with its model loaded
+once, handing the runner a :class:`~benchmarks.leaderboard.players.Player` per suite and seed).
+
+Spec strings:
+
+* ``random`` — a random admissible action; ``expert`` (or ``oracle``) — the suite's expert (ALFWorld: alfworld's
+  hand-coded expert through ``info["expert_action"]``);
+* ``python:package.module:name`` — a third-party agent: a class (one instance per env), an object with ``act``,
+  or a function ``f(observation, info) -> str`` (:mod:`benchmarks.leaderboard.protocol`);
+* ``openai:MODEL@URL`` — any OpenAI-compatible chat endpoint (key from ``$OPENAI_API_KEY`` or ``api_key_env``);
+* ``hf:MODEL`` — our policy through the transformers backend: a Hugging Face id, a local folder, a training run
+  folder or one of its checkpoints (GRPO / Skill1 / SKILL0; the LoRA adapter on its base model);
+  ``smollm2`` is ``hf:SmolLM2-135M-Instruct``; ``vllm:MODEL`` — the same through vLLM, when it is installed;
+* ``library:SPEC`` — ``SPEC`` playing the suite's skill env with a frozen library of the starter skills,
+  one skill selected by similarity to the task, no training (Skill1's library without its learned selection).
+
+A YAML file holds ``agents:``, a list of ``{spec, name, temperature, max_new_tokens, history_length,
+step_timeout, api_key_env}`` (only ``spec`` is required).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import json
+import os
+import random
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from benchmarks.leaderboard.protocol import Agent, FunctionAgent, RandomAgent
+from benchmarks.leaderboard.suites import Suite
+
+__all__ = ["AgentEntry", "LoadedAgent", "parse_agents"]
+
+_KINDS = ("random", "expert", "oracle", "python", "openai", "hf", "smollm2", "vllm", "library")
+
+
+@dataclasses.dataclass
+class AgentEntry:
+    """One leaderboard agent: its display ``name``, its ``spec`` and how it generates (for chat models)."""
+
+    spec: str
+    name: str = ""
+    temperature: float = 0.0
+    max_new_tokens: int = 256
+    history_length: int = 2
+    step_timeout: float | None = None
+    """Per-step timeout of a third-party agent or an endpoint request (default: the run's)."""
+    api_key_env: str = "OPENAI_API_KEY"
+    agent: Any = None
+    """A Python agent object, class or function given directly (API use; ``spec`` then only names it)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.spec, str) or not self.spec.strip():
+            raise ValueError(f"an agent spec must be a non-empty string, got {self.spec!r}")
+        self.spec = self.spec.strip()
+        self.name = str(self.name or self.spec)
+        kind = self.kind
+        if self.agent is None and kind not in _KINDS:
+            raise ValueError(f"unknown agent spec {self.spec!r}; kinds: {', '.join(_KINDS)}")
+        if not isinstance(self.temperature, (int, float)) or not 0 <= self.temperature <= 5:
+            raise ValueError(f"temperature must be in [0, 5], got {self.temperature!r}")
+        if not isinstance(self.max_new_tokens, int) or not 1 <= self.max_new_tokens <= 32768:
+            raise ValueError(f"max_new_tokens must be an integer in [1, 32768], got {self.max_new_tokens!r}")
+
+    @property
+    def kind(self) -> str:
+        return self.spec.split(":", 1)[0].strip().lower()
+
+    @property
+    def uses_library(self) -> bool:
+        return self.kind == "library"
+
+    @property
+    def inner(self) -> AgentEntry:
+        """The entry a ``library:SPEC`` wraps (itself otherwise)."""
+        if not self.uses_library:
+            return self
+        return dataclasses.replace(self, spec=self.spec.split(":", 1)[1], name=self.name)
+
+
+def parse_agents(values: list[str]) -> list[AgentEntry]:
+    """``--agent`` values → entries: a spec string each, or a ``.yaml``/``.yml`` file of several."""
+    entries: list[AgentEntry] = []
+    for value in values:
+        if value.endswith((".yaml", ".yml")):
+            entries += _load_yaml(Path(value))
+        else:
+            entries.append(AgentEntry(spec=value))
+    names = [e.name for e in entries]
+    if len(set(names)) != len(names):
+        raise ValueError(f"agent names must be unique, got {names}")
+    return entries
+
+
+def _load_yaml(path: Path) -> list[AgentEntry]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as problem:
+        raise ValueError(f"{path}: cannot read agents ({type(problem).__name__}: {problem})") from None
+    items = data.get("agents") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not items:
+        raise ValueError(f"{path}: expected 'agents:' with a list of {{spec: ...}} entries")
+    known = {f.name for f in dataclasses.fields(AgentEntry)} - {"agent"}
+    entries = []
+    for item in items:
+        if isinstance(item, str):
+            item = {"spec": item}
+        if not isinstance(item, dict) or "spec" not in item or set(item) - known:
+            raise ValueError(f"{path}: each agent needs 'spec' and only the keys {sorted(known)}; got {item!r}")
+        try:
+            entries.append(AgentEntry(**item))
+        except TypeError as problem:
+            raise ValueError(f"{path}: {problem}") from None
+    return entries
+
+
+def _import_object(target: str) -> Any:
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"python agents are named python:package.module:name, got python:{target}")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as problem:
+        raise ValueError(f"cannot load the agent python:{target} ({type(problem).__name__}: {problem})") from None
+    return obj
+
+
+def agent_factory(obj: Any) -> Callable[[], Agent]:
+    """One agent per env from a class, an object with ``act``, or a plain function ``f(observation, info)``."""
+    if inspect.isclass(obj):
+        return obj
+    if callable(getattr(obj, "act", None)):
+        return lambda: obj
+    if callable(obj):
+        return lambda: FunctionAgent(obj)
+    raise ValueError(f"an agent must be a class, an object with act() or a function, got {type(obj).__name__}")
+
+
+class _SeededRandom(RandomAgent):
+    """Random agent reseeded per episode from (run seed, task): the same episode plays the same way on resume."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed)
+        self.seed = seed
+
+    def reset(self, observation: Mapping[str, str], info: Mapping[str, Any]) -> None:
+        self.rng = random.Random(f"{self.seed}/{info.get('task_id', '')}")
+
+
+class LoadedAgent:
+    """An entry with its model (if any) loaded once; :meth:`player` gives the runner one per suite and seed."""
+
+    def __init__(self, entry: AgentEntry, step_timeout: float | None = 30.0) -> None:
+        self.entry = entry
+        self.step_timeout = entry.step_timeout if entry.step_timeout is not None else step_timeout
+        self._backend: Any = None
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def is_chat_model(self) -> bool:
+        return self.entry.inner.kind in ("openai", "hf", "smollm2", "vllm") and self.entry.agent is None
+
+    def env_kwargs(self, suite: Suite) -> dict[str, Any]:
+        """Env arguments this agent needs on ``suite`` (the expert's, or the library agent's skill selection)."""
+        kwargs: dict[str, Any] = {}
+        if self.entry.inner.kind in ("expert", "oracle"):
+            kwargs.update(suite.expert_kwargs)
+        if self.entry.uses_library:
+            kwargs.update(selection="similarity", distillation="none", read_only=True)
+        return kwargs
+
+    def player(self, suite: Suite, seed: int, instructions: Any) -> Any:
+        """A fresh :class:`~benchmarks.leaderboard.players.Player` for ``suite`` with ``seed``."""
+        from benchmarks.leaderboard.players import AgentPlayer, BackendPlayer
+
+        entry = self.entry.inner
+        if self.entry.agent is not None:
+            return AgentPlayer(agent_factory(self.entry.agent), self.step_timeout)
+        if entry.kind == "random":
+            return AgentPlayer(lambda: _SeededRandom(seed), self.step_timeout)
+        if entry.kind in ("expert", "oracle"):
+            if suite.expert is None:
+                raise ValueError(f"suite {suite.name!r} has no expert")
+            return AgentPlayer(suite.expert, self.step_timeout)
+        if entry.kind == "python":
+            return AgentPlayer(agent_factory(_import_object(entry.spec.split(":", 1)[1])), self.step_timeout)
+        from agents.backends.base import SamplingConfig
+
+        sampling = SamplingConfig(max_new_tokens=entry.max_new_tokens, temperature=entry.temperature, seed=seed)
+        return BackendPlayer(self.backend(), instructions, sampling, entry.history_length, close_backend=False)
+
+    def backend(self) -> Any:
+        """The chat backend, made on first use and kept for every suite and seed."""
+        if self._backend is None:
+            self._backend = _make_backend(self.entry.inner, self.step_timeout)
+        return self._backend
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+
+def _make_backend(entry: AgentEntry, timeout: float | None) -> Any:
+    kind, _, rest = entry.spec.partition(":")
+    kind = kind.lower()
+    if kind == "openai":
+        from benchmarks.leaderboard.players import MeteredOpenAIBackend
+
+        model, at, url = rest.rpartition("@")
+        if not at or not model or not url.startswith(("http://", "https://")):
+            raise ValueError(f"OpenAI-compatible agents are named openai:MODEL@URL, got {entry.spec!r}")
+        return MeteredOpenAIBackend(url, model=model, api_key=os.environ.get(entry.api_key_env, ""),
+                                    timeout=timeout or 60.0)  # fmt: skip
+    if kind in ("hf", "smollm2"):
+        from agents.backends.hf import TransformersBackend
+
+        net, tokenizer = load_policy_or_checkpoint(rest or None)
+        return TransformersBackend(net, tokenizer)
+    if kind == "vllm":
+        from agents.backends.vllm import VLLMBackend
+        from agents.models import resolve_policy_model
+
+        return VLLMBackend(resolve_policy_model(rest or None))
+    raise ValueError(f"{entry.spec!r} is not a chat model spec")
+
+
+def load_policy_or_checkpoint(model: str | None) -> tuple[Any, Any]:
+    """``(model, tokenizer)`` from a model id or folder, a training run folder, or one of its checkpoints."""
+    from agents.backends.hf import load_policy
+
+    path = Path(model) if model else None
+    if path is not None and (path / "checkpoints").is_dir():  # a run folder: its latest checkpoint
+        latest = path / "checkpoints" / "latest"
+        if not latest.is_file():
+            raise ValueError(f"{path} has no checkpoint yet (no checkpoints/latest)")
+        path = path / "checkpoints" / latest.read_text().strip()
+    if path is None or not (path / "trainer_state.json").is_file():
+        return load_policy(model)
+    run_dir = path.parent.parent
+    try:
+        config = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError) as problem:
+        raise ValueError(f"{run_dir}/config.json is missing or unreadable ({problem})") from None
+    net, tokenizer = load_policy(config.get("model"))
+    if (path / "adapter").is_dir():
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(net, path / "adapter"), tokenizer
+    from safetensors.torch import load_file
+
+    net.load_state_dict(load_file(path / "trainable.safetensors"), strict=False)
+    return net, tokenizer
