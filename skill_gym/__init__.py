@@ -5,6 +5,7 @@
 to it in ``env.unwrapped.instructions`` (:mod:`skill_gym.envs.instructions`).
 
 * ``Alfworld-v0`` / ``SkillAlfworld-v0`` — the real ALFWorld engine on an embedded game suite;
+* ``SearchQA-v0`` / ``SkillSearchQA-v0`` — Search-R1's search-and-answer protocol on an embedded knowledge base;
 * ``Keyword-v0`` / ``SkillKeyword-v0`` — a microsecond word task for tests and learning checks.
 """
 
@@ -23,6 +24,8 @@ def register_envs() -> None:
     specs = {
         "Alfworld-v0": ("skill_gym.envs.alfworld.env:AlfworldEnv", {}),
         "SkillAlfworld-v0": (_SKILL_ENTRY, {"base_id": "Alfworld-v0", "env_name": "alfworld"}),
+        "SearchQA-v0": ("skill_gym.envs.searchqa.env:SearchQAEnv", {}),
+        "SkillSearchQA-v0": (_SKILL_ENTRY, {"base_id": "SearchQA-v0", "env_name": "searchqa"}),
         "Keyword-v0": ("skill_gym.envs.keyword:KeywordEnv", {}),
         "SkillKeyword-v0": (_SKILL_ENTRY, {"base_id": "Keyword-v0", "env_name": "keyword"}),
     }

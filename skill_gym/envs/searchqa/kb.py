@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_ENTITIES",
     "KB_VERSION",
     "QUESTION_TYPES",
+    "SEARCH_R1_INSTRUCTION",
     "KnowledgeBase",
     "embedded_kb_dir",
     "generate",
@@ -48,7 +49,7 @@ __all__ = [
     "write_kb",
 ]
 
-KB_VERSION = "v1"
+KB_VERSION = "v2"
 """Bumped whenever generation changes, so caches of older worlds are not reused."""
 
 DEFAULT_ENTITIES = 3000
@@ -59,19 +60,19 @@ DATA_SOURCE = "skillgym_kb"
 
 QUESTION_TYPES = ("direct_retrieval", "entity_attribute_lookup", "multi_hop_reasoning", "comparison")
 
-_SEARCH_R1_PREFIX = (
-    "Answer the given question. You must conduct reasoning inside <think> and </think> first every time you get "
-    "new information. After reasoning, if you find you lack some knowledge, you can call a search engine by "
-    "<search> query </search> and it will return the top searched results between <information> and "
-    "</information>. You can search as many times as your want. If you find no further external knowledge "
-    "needed, you can directly provide the answer inside <answer> and </answer>, without detailed illustrations. "
-    "For example, <answer> Beijing </answer>. Question: "
+SEARCH_R1_INSTRUCTION = (
+    "You must conduct reasoning inside <think> and </think> first every time you get new information. After "
+    "reasoning, if you find you lack some knowledge, you can call a search engine by <search> query </search> and "
+    "it will return the top searched results between <information> and </information>. You can search as many "
+    "times as your want. If you find no further external knowledge needed, you can directly provide the answer "
+    "inside <answer> and </answer>, without detailed illustrations. For example, <answer> Beijing </answer>."
 )
+"""The middle of Search-R1's ``base`` prompt: how to think, search and answer (upstream's wording, typo kept)."""
 
 
 def search_r1_prompt(question: str) -> str:
     """Search-R1's ``base`` user prompt for ``question`` (``scripts/data_process/nq_search.py``)."""
-    return f"{_SEARCH_R1_PREFIX}{question}\n"
+    return f"Answer the given question. {SEARCH_R1_INSTRUCTION} Question: {question}\n"
 
 
 # -- names ---------------------------------------------------------------------------------------------
@@ -236,6 +237,11 @@ _LANGUAGES = ["Vellish", "Ordan", "Kestric", "Marune", "Thalic", "Sovren", "Ildi
 _CURRENCIES = ["mark", "crown", "thaler", "florin", "ducat", "sol", "rand", "lira", "penge", "real"]
 _FESTIVALS = ["lantern", "harvest", "river", "winter", "music", "kite", "salt", "book", "glass", "film"]
 _INDUSTRIES = ["shipbuilding", "textiles", "mining", "printing", "brewing", "software", "railways", "glassmaking"]
+
+
+def _a(phrase: str) -> str:
+    """``phrase`` with its indefinite article."""
+    return f"{'an' if phrase[0] in 'aeio' else 'a'} {phrase}"
 
 
 class _Names:
@@ -489,7 +495,7 @@ class _World:
                 f"The economy of {e.name} rests on {rng.choice(_INDUSTRIES)} and trade.")  # fmt: skip
             self._passage(e, "economy", economy)
         elif e.kind == "organization":
-            what = f"a {f['industry']} company" if f["type"] == "company" else f"a {f['type']}"
+            what = _a(f"{f['industry']} company" if f["type"] == "company" else f["type"])
             self._passage(e, "overview", f"{e.name} is {what} founded in {f['founded']} by {f['founder'].name}. "
                           f"{e.name} is headquartered in {f['hq'].name}.")  # fmt: skip
             self._passage(e, "leadership", f"Since {f['leader_since']}, {e.name} has been led by {f['leader'].name}. "
@@ -499,18 +505,18 @@ class _World:
                 self._passage(e, "staff", f"Notable people who worked for {e.name} include {', '.join(staff)}.")
         elif e.kind == "person":
             he, his = f["gender"], "his" if f["gender"] == "he" else "her"
-            self._passage(e, "early_life", f"{e.name} (born {f['born']}) is a {f['occupation']} from "
+            self._passage(e, "early_life", f"{e.name} (born {f['born']}) is {_a(f['occupation'])} from "
                           f"{f['country'].name}. {he.capitalize()} was born in {f['birthplace'].name} in "
                           f"{f['born']}.")  # fmt: skip
             self._passage(e, "education", f"{e.name} studied {f['subject']} at {f['university'].name}, where "
                           f"{he} met several later collaborators.")  # fmt: skip
-            self._passage(e, "career", f"{e.name} was employed by {f['employer'].name} as a {f['occupation']} "
+            self._passage(e, "career", f"{e.name} was employed by {f['employer'].name} as {_a(f['occupation'])} "
                           f"from {f['career_start']}. {he.capitalize()} later moved to {f['residence'].name}.")  # fmt: skip
             if f["works"]:
                 listed = ", ".join(f"{w.name} ({w.facts['year']})" for w in f["works"][:4])
                 self._passage(e, "works", f"The works of {e.name} include {listed}.")
             self._passage(e, "honors", f"In {f['award_year']}, {e.name} received the {f['award']} for {his} work "
-                          f"as a {f['occupation']}.")  # fmt: skip
+                          f"as {_a(f['occupation'])}.")  # fmt: skip
             self._passage(e, "personal_life", f"{e.name} married {f['spouse'].name} in {f['married_year']} and "
                           f"lives in {f['residence'].name}.")  # fmt: skip
         elif e.kind == "work":
