@@ -18,7 +18,7 @@ Spec strings:
   one skill selected by similarity to the task, no training (Skill1's library without its learned selection).
 
 A YAML file holds ``agents:``, a list of ``{spec, name, temperature, max_new_tokens, history_length,
-step_timeout, api_key_env}`` (only ``spec`` is required).
+step_timeout, api_key_env, max_retries}`` (only ``spec`` is required; a bare string is a spec).
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ class AgentEntry:
     step_timeout: float | None = None
     """Per-step timeout of a third-party agent or an endpoint request (default: the run's)."""
     api_key_env: str = "OPENAI_API_KEY"
+    max_retries: int = 4
+    """Retries of a failed endpoint request (with exponential backoff from 0.5 s)."""
     agent: Any = None
     """A Python agent object, class or function given directly (API use; ``spec`` then only names it)."""
 
@@ -225,7 +227,7 @@ def _make_backend(entry: AgentEntry, timeout: float | None) -> Any:
         if not at or not model or not url.startswith(("http://", "https://")):
             raise ValueError(f"OpenAI-compatible agents are named openai:MODEL@URL, got {entry.spec!r}")
         return MeteredOpenAIBackend(url, model=model, api_key=os.environ.get(entry.api_key_env, ""),
-                                    timeout=timeout or 60.0)  # fmt: skip
+                                    timeout=timeout or 60.0, max_retries=entry.max_retries)  # fmt: skip
     if kind in ("hf", "smollm2"):
         from agents.backends.hf import TransformersBackend
 
