@@ -49,7 +49,7 @@ __all__ = [
     "write_kb",
 ]
 
-KB_VERSION = "v2"
+KB_VERSION = "v3"
 """Bumped whenever generation changes, so caches of older worlds are not reused."""
 
 DEFAULT_ENTITIES = 3000
@@ -698,6 +698,16 @@ def _rows(items: list[dict[str, Any]], split: str, kind: str, start: int) -> lis
     return rows
 
 
+def _words(text: str) -> str:
+    return " " + " ".join("".join(ch if ch.isalnum() else " " for ch in text.lower()).split()) + " "
+
+
+def _leaks(item: dict[str, Any]) -> bool:
+    """Whether an answer appears, as whole words, in the question (a title naming a city can give it away)."""
+    question = _words(item["question"])
+    return any(_words(answer) in question for answer in item["answers"])
+
+
 def _interleave(items: list[dict[str, Any]], rng: random.Random) -> list[dict[str, Any]]:
     """``items`` without duplicate keys, shuffled within each template and dealt round-robin over templates."""
     by_template: dict[str, list[dict[str, Any]]] = {}
@@ -721,7 +731,7 @@ def generate(n_entities: int = DEFAULT_ENTITIES, seed: int = 0, n_train: int = 5
     world = _World(n_entities, seed)
     questions: dict[str, list[dict[str, Any]]] = {"train": [], "test": []}
     for kind in QUESTION_TYPES:
-        pool = _interleave(world.questions(kind), world.rng)
+        pool = _interleave([q for q in world.questions(kind) if kind == "comparison" or not _leaks(q)], world.rng)
         n_te = min(n_test, len(pool) // 5)
         test, train = pool[:n_te], pool[n_te : n_te + n_train]
         questions["test"] += _rows(test, "test", kind, len(questions["test"]))
