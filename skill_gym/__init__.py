@@ -5,6 +5,7 @@
 to it in ``env.unwrapped.instructions`` (:mod:`skill_gym.envs.instructions`).
 
 * ``Alfworld-v0`` / ``SkillAlfworld-v0`` — the real ALFWorld engine on an embedded game suite;
+* ``WebShop-v0`` / ``SkillWebShop-v0`` — WebShop's shopping tasks (search, results, item pages, buy) on an embedded catalog;
 * ``SearchQA-v0`` / ``SkillSearchQA-v0`` — Search-R1's search-and-answer protocol on an embedded knowledge base;
 * ``Keyword-v0`` / ``SkillKeyword-v0`` — a microsecond word task for tests and learning checks.
 """
@@ -24,6 +25,8 @@ def register_envs() -> None:
     specs = {
         "Alfworld-v0": ("skill_gym.envs.alfworld.env:AlfworldEnv", {}),
         "SkillAlfworld-v0": (_SKILL_ENTRY, {"base_id": "Alfworld-v0", "env_name": "alfworld"}),
+        "WebShop-v0": ("skill_gym.envs.webshop.env:WebShopEnv", {}),
+        "SkillWebShop-v0": (_SKILL_ENTRY, {"base_id": "WebShop-v0", "env_name": "webshop"}),
         "SearchQA-v0": ("skill_gym.envs.searchqa.env:SearchQAEnv", {}),
         "SkillSearchQA-v0": (_SKILL_ENTRY, {"base_id": "SearchQA-v0", "env_name": "searchqa"}),
         "Keyword-v0": ("skill_gym.envs.keyword:KeywordEnv", {}),

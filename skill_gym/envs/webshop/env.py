@@ -6,6 +6,7 @@ backend is :class:`~skill_gym.envs.webshop.pages.Session`).
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from collections.abc import Mapping
@@ -23,8 +24,8 @@ BACKENDS = ("text",)
 OBSERVATION_MODES = ("text", "text_rich")
 REWARD_MODES = ("compatible", "strict")
 
-_GOAL_KEYS = ("asin", "instruction_text", "attributes", "goal_options", "price_upper", "category", "query", "name",
-              "product_category")  # fmt: skip
+_GOAL_KEYS = {"goal_asin": "asin", "goal_attributes": "attributes", "goal_price_upper": "price_upper",
+              "goal_name": "name", "goal_query": "query", "goal_product_category": "product_category"}  # fmt: skip
 
 
 class ShopSession(Protocol):
@@ -95,10 +96,13 @@ class WebShopEnv(TextEnv):
 
     ## Info
     ``won`` (reward == 1), ``score`` (the reward of the purchase, 0 before it), ``task_id``, ``task_type``
-    (the goal product's category), ``action_valid``, ``step``, ``goal`` (asin, instruction, attributes,
-    options, price cap, category, query, name, product category) and ``available_actions``
-    (``has_search_bar``, ``clickables``); after a purchase also ``reward_info`` (upstream's breakdown) and
-    ``purchased`` (asin, options, price).
+    (the goal product's category), ``action_valid``, ``step``; the goal: ``goal_asin``, ``goal_options``
+    (the option values asked for), ``goal_attributes``, ``goal_price_upper``, ``goal_name``, ``goal_query``,
+    ``goal_product_category``; upstream's available actions: ``has_search_bar``, ``clickables``; after a
+    purchase, upstream's reward breakdown (``r_type``, ``r_att``, ``w_att``, ``query_match``,
+    ``category_match``, ``title_score`` and, when they apply, ``r_option``, ``w_option``, ``r_price``,
+    ``w_price``) and ``purchased_asin``, ``purchased_options`` (``[name, value]`` pairs), ``purchased_price``.
+    Values are flat (scalars, strings, lists), so wrappers that copy an info shallowly never share them.
 
     ## Arguments
     ``split`` (``"train"`` or ``"test"``: upstream's goals[500:] and goals[:500]), ``data_dir``,
@@ -195,7 +199,8 @@ class WebShopEnv(TextEnv):
         index = self._pick(self.take_pending_options(options).get("task_id"))
         self._goal = self.data.goals[index]
         self._task_id, self._steps = self.data.task_id(index), 0
-        self._goal_info = {key: self._goal.get(key) for key in _GOAL_KEYS}
+        self._goal_info = {key: self._goal.get(source) for key, source in _GOAL_KEYS.items()}
+        self._goal_info["goal_options"] = _option_values(self._goal.get("goal_options"))
         self._session = self._open_session(self._goal["instruction_text"])
         return self._obs(None, ""), self._info(action_valid=True)
 
@@ -238,15 +243,21 @@ class WebShopEnv(TextEnv):
             "task_type": str(self._goal.get("category", "")),
             "action_valid": action_valid,
             "step": self._steps,
-            "goal": self._goal_info,
-            "available_actions": _available(session),
+            **copy.deepcopy(self._goal_info),  # fresh lists per call: callers keep infos
+            **_available(session),
         }
         if bought:
             asin = session.asin or ""
-            info["reward_info"] = dict(session.reward_info)
-            info["purchased"] = {"asin": asin, "options": dict(session.options),
-                                 "price": self.data.product_prices.get(asin)}  # fmt: skip
+            info.update(session.reward_info)
+            info["purchased_asin"], info["purchased_price"] = asin, self.data.product_prices.get(asin)
+            info["purchased_options"] = [[name, value] for name, value in session.options.items()]
         return info
+
+
+def _option_values(goal_options: object) -> list[str]:
+    """The option values a goal asks for: upstream's list (human goals) or its dict's values (synthetic goals)."""
+    values = goal_options.values() if isinstance(goal_options, Mapping) else goal_options or []
+    return [str(value) for value in values]  # type: ignore[union-attr]
 
 
 def _available(session: ShopSession) -> dict[str, Any]:

@@ -4,7 +4,7 @@ This module holds:
 
 * :class:`OracleShopper` — one env's oracle: searches the instruction (then the goal product's name), pages
   through the results to the goal product, clicks the goal's option values and buys. It reads the goal from
-  ``info["goal"]`` (privileged), so it scores 1.0 wherever the goal product is reachable by search;
+  ``info["goal_asin"]``, ``info["goal_options"]`` and ``info["goal_name"]`` (privileged), so it scores 1.0 wherever the goal product is reachable by search;
 * :class:`RandomShopper` — one env's random baseline: a uniformly drawn admissible action, searching the
   instruction when it draws the search bar;
 * :class:`OracleAgent` and :class:`RandomAgent` — the same over a batch, with the agents' duck-typed
@@ -13,7 +13,7 @@ This module holds:
 
 >>> agent = OracleAgent()
 >>> obs = {"task": "i want a mug", "admissible_actions": "search[<your query>]\\nclick[search]"}
->>> agent.act([obs], [{"step": 0, "task_id": "t", "goal": {"asin": "B1", "instruction_text": "i want a mug"}}])
+>>> agent.act([obs], [{"step": 0, "task_id": "t", "goal_asin": "B1", "goal_options": [], "goal_name": "Mug"}])
 ['search[i want a mug]']
 """
 
@@ -38,12 +38,6 @@ def _admissible(observation: Mapping[str, str]) -> list[str]:
 
 def _clicks(actions: Sequence[str]) -> list[str]:
     return [a[len("click[") : -1] for a in actions if a.startswith("click[") and a.endswith("]")]
-
-
-def _goal_option_values(goal: Mapping[str, Any]) -> list[str]:
-    options = goal.get("goal_options") or []
-    values = options.values() if isinstance(options, Mapping) else options
-    return [str(value).lower() for value in values]
 
 
 def _best_option(wanted: str, values: Sequence[str]) -> str | None:
@@ -74,19 +68,18 @@ class OracleShopper:
         self.chosen: set[str] = set()
 
     def act(self, observation: Mapping[str, str], info: Mapping[str, Any]) -> str:
-        goal = info.get("goal") or {}
-        asin = str(goal.get("asin", ""))
+        asin = str(info.get("goal_asin", ""))
         actions = _admissible(observation)
         clicks = _clicks(actions)
         if _SEARCH in actions:
-            queries = [goal.get("instruction_text") or observation.get("task", ""), goal.get("name") or asin]
+            queries = [observation.get("task", ""), str(info.get("goal_name") or asin)]
             self.pages_read = 0
             return f"search[{queries[min(self.query_index, len(queries) - 1)]}]"
         if "buy now" in clicks:
             if self.asin != asin:
                 return "click[< prev]"
             values = [c for c in clicks if c not in _BUTTONS]
-            for wanted in _goal_option_values(goal):
+            for wanted in [str(v).lower() for v in info.get("goal_options") or []]:
                 value = _best_option(wanted, values)
                 if value is not None and value not in self.chosen:
                     self.chosen.add(value)
