@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -121,6 +122,22 @@ def test_distractors_share_names_and_values(corpus, rows) -> None:
     assert len(set(occupations)) < len(occupations) / 4  # an occupation is shared by many: read, not guessed
     comparisons = [row for row in rows["train"] if row["question"].startswith("Which person was born first")]
     assert any(r["evidence"][0]["query"].split()[1] == r["evidence"][1]["query"].split()[1] for r in comparisons)
+
+
+def test_the_world_is_consistent(corpus) -> None:
+    born = {}
+    for doc in corpus:
+        found = re.match(r'"(.+)"\n\1 \(born (\d+)\)', doc["contents"])
+        if found:
+            born[found.group(1)] = int(found.group(2))
+    texts = [doc["contents"].partition("\n")[2] for doc in corpus]
+    founders = [re.search(r"founded in (\d+) by (.+?)\. ", t) for t in texts]
+    ages = [int(m.group(1)) - born[m.group(2)] for m in founders if m]
+    assert len(ages) >= 400 and all(20 <= age <= 70 for age in ages)  # founders were adults, and alive
+    marriages = dict(re.match(r"(.+?) married (.+?) in (\d+)", t).groups()[:2] for t in texts if " married " in t)
+    assert len(marriages) > 1000 and all(marriages[b] == a for a, b in marriages.items())  # both sides agree
+    mayors = [born[m.group(1)] for t in texts if (m := re.search(r"The mayor of .+? is (.+?)\. ", t))]
+    assert mayors and all(1940 <= year <= 1985 for year in mayors)
 
 
 def test_bm25_top3_holds_the_evidence_for_well_formed_queries(folder: Path, rows) -> None:

@@ -49,7 +49,7 @@ __all__ = [
     "write_kb",
 ]
 
-KB_VERSION = "v3"
+KB_VERSION = "v4"
 """Bumped whenever generation changes, so caches of older worlds are not reused."""
 
 DEFAULT_ENTITIES = 3000
@@ -337,7 +337,7 @@ class _World:
         facts = {
             "language": rng.choice(_LANGUAGES),
             "currency": f"{self.names.words(1, (1, 1), [''])[0]} {rng.choice(_CURRENCIES)}",
-            "independence": rng.randint(1650, 1960),
+            "independence": rng.randint(1830, 1990),
         }
         return self._add(Entity(name, "country", facts))
 
@@ -370,7 +370,7 @@ class _World:
                 break
         facts = {
             "type": kind,
-            "founded": rng.randint(1700, 1995),
+            "founded": rng.randint(1815, 1995),
             "hq": rng.choice(self.cities),
             "industry": rng.choice(_INDUSTRIES) if kind == "company" else "",
         }
@@ -402,7 +402,6 @@ class _World:
             "career_start": born + rng.randint(20, 30),
             "residence": rng.choice(self.cities),
             "award_year": min(born + rng.randint(30, 60), 2024),
-            "married_year": born + rng.randint(22, 40),
             "works": [],
         }
         return self._add(Entity(name, "person", facts, [f"{first} {middle}. {last}"]))
@@ -438,20 +437,28 @@ class _World:
         rng = self.rng
         for work in self.works:
             work.facts["creator"].facts["works"].append(work)
-        for person in self.people:
-            person.facts["spouse"] = rng.choice(self.people)
-            if person.facts["spouse"] is person:
-                person.facts["spouse"] = self.people[(self.people.index(person) + 1) % len(self.people)]
+        for person in self.people:  # relations between people of fitting ages: the world stays consistent
+            if "spouse" not in person.facts:
+                born = person.facts["born"]
+                spouse = self._pick(self.people, lambda p, b=born, me=person: p is not me and "spouse" not in
+                                    p.facts and abs(p.facts["born"] - b) <= 12)  # fmt: skip
+                if "spouse" not in spouse.facts and spouse is not person:
+                    year = max(born, spouse.facts["born"]) + rng.randint(22, 35)
+                    person.facts |= {"spouse": spouse, "married_year": year}
+                    spouse.facts |= {"spouse": person, "married_year": year}
             person.facts["award"] = f"{rng.choice(self.countries).name} {rng.choice(['Prize', 'Medal', 'Award'])}"
         for org in self.orgs:
             born_in = range(org.facts["founded"] - 70, org.facts["founded"] - 19)
             org.facts["founder"] = self._pick(self.people, lambda p, years=born_in: p.facts["born"] in years)
-            org.facts["leader"] = rng.choice(self.people)
-            org.facts["leader_since"] = rng.randint(max(org.facts["founded"], 1900), 2020)
+            since = org.facts["leader_since"] = rng.randint(max(org.facts["founded"], 1900), 2020)
+            org.facts["leader"] = self._pick(self.people, lambda p, y=since: 30 <= y - p.facts["born"] <= 65)
         for city in self.cities:
-            city.facts["mayor"] = rng.choice(self.people)
+            city.facts["mayor"] = self._pick(self.people, lambda p: 1940 <= p.facts["born"] <= 1985)
         for country in self.countries:
-            country.facts["first_president"] = rng.choice(self.people)
+            year = country.facts["independence"]
+            country.facts["first_president"] = self._pick(
+                self.people, lambda p, y=year: 35 <= y - p.facts["born"] <= 75
+            )
             country.facts["longest_river"] = rng.choice(self.cities).facts["river"]
 
     def _pick(self, items: list[Entity], fits: Callable[[Entity], bool], tries: int = 400) -> Entity:
@@ -517,15 +524,17 @@ class _World:
                 self._passage(e, "works", f"The works of {e.name} include {listed}.")
             self._passage(e, "honors", f"In {f['award_year']}, {e.name} received the {f['award']} for {his} work "
                           f"as {_a(f['occupation'])}.")  # fmt: skip
-            self._passage(e, "personal_life", f"{e.name} married {f['spouse'].name} in {f['married_year']} and "
-                          f"lives in {f['residence'].name}.")  # fmt: skip
+            married = f"married {f['spouse'].name} in {f['married_year']} and " if "spouse" in f else ""
+            self._passage(e, "personal_life", f"{e.name} {married}lives in {f['residence'].name}.")
         elif e.kind == "work":
             kind = f["type"]
             self._passage(e, "overview", f"{e.name} is a {f['year']} {f['genre']} {kind} {_WORK_VERBS[kind]} "
                           f"{f['creator'].name}.")  # fmt: skip
-            self._passage(e, "production", f"{e.name} was {_WORK_HOLDER_VERB[kind]} {f['holder'].name}. It is set "
-                          f"in {f['setting'].name}.")  # fmt: skip
-            self._passage(e, "reception", f"{e.name} sold {f['copies']:,} copies in its first decade and made "
+            place = "It depicts" if kind == "painting" else "It is set in"
+            self._passage(e, "production", f"{e.name} was {_WORK_HOLDER_VERB[kind]} {f['holder'].name}. {place} "
+                          f"{f['setting'].name}.")  # fmt: skip
+            sold = {"painting": "drew {:,} visitors", "film": "sold {:,} tickets"}.get(kind, "sold {:,} copies")
+            self._passage(e, "reception", f"{e.name} {sold.format(f['copies'])} in its first decade and made "
                           f"{f['creator'].name} widely known.")  # fmt: skip
 
     # questions --------------------------------------------------------------------------------------
@@ -566,8 +575,9 @@ class _World:
             year = p.facts["award_year"]
             out.append(q(f"award/{p.name}", f"Which prize did {p.name} receive in {year}?", [p.facts["award"]],
                          (f"{p.name} received prize {year}", p, "honors", p.facts["award"])))  # fmt: skip
-            out.append(q(f"spouse/{p.name}", f"Who did {p.name} marry?", p.facts["spouse"].answers,
-                         (f"{p.name} married", p, "personal_life", p.facts["spouse"].name)))  # fmt: skip
+            if "spouse" in p.facts:
+                out.append(q(f"spouse/{p.name}", f"Who did {p.name} marry?", p.facts["spouse"].answers,
+                             (f"{p.name} married", p, "personal_life", p.facts["spouse"].name)))  # fmt: skip
         for k in self.countries:
             out.append(q(f"currency/{k.name}", f"What is the currency of {k.name}?", [k.facts["currency"]],
                          (f"{k.name} currency", k, "overview", k.facts["currency"])))  # fmt: skip
