@@ -300,16 +300,24 @@ def _run(env, agent, task_id: str, seed: int = 0) -> tuple[float, dict, int]:
 def test_oracle_buys_the_goal_and_wins(env) -> None:
     from skill_gym.envs.webshop.oracle import OracleAgent
 
-    engine = env.engine
-    reachable = [t for t in env.task_ids[:40] if _reachable(env, engine, t)]
-    assert len(reachable) >= 30
-    wins = []
+    reachable = [t for t in env.task_ids if _reachable(env, env.engine, t)]
+    print(f"\noracle: {len(reachable)} of {len(env.task_ids)} test goals reachable by search")
+    assert len(reachable) >= 0.9 * len(env.task_ids)
     for task_id in reachable:
         reward, info, steps = _run(env, OracleAgent(), task_id)
-        wins.append(info["won"])
         assert reward == 1.0 and info["won"] is True and info["score"] == 1.0, (task_id, info)
         assert info["purchased_asin"] == info["goal_asin"] and steps <= env.max_steps and info["r_type"] == 1.0
-    assert all(wins)
+
+
+def test_oracle_wins_under_the_strict_reward_too() -> None:
+    from skill_gym.envs.webshop.catalog import embedded_dir
+    from skill_gym.envs.webshop.env import WebShopEnv
+    from skill_gym.envs.webshop.oracle import OracleAgent
+
+    strict = WebShopEnv(split="test", reward="strict", data_dir=embedded_dir())
+    for task_id in strict.task_ids[:25]:
+        reward, info, _ = _run(strict, OracleAgent(), task_id)
+        assert reward == 1.0 and info["won"], (task_id, info)
 
 
 def _reachable(env, engine, task_id: str) -> bool:
@@ -435,3 +443,16 @@ def test_sync_and_async_vector_envs_agree() -> None:
         envs.close()
         traces.append(trace)
     assert traces[0] == traces[1]
+
+
+def test_static_skills_follow_the_goal_category() -> None:
+    import skill_gym  # noqa: F401
+
+    skill_env = gym.make("SkillWebShop-v0", skills="static", selection="none", distillation="none", split="test")
+    try:
+        for seed in range(3):
+            obs, info = skill_env.reset(seed=seed)
+            assert obs["phase"] == "act" and "### GENERAL SKILLS ###" in obs["skills"]
+            assert f"### TASK: {info['task_type']} ###" in obs["skills"]
+    finally:
+        skill_env.close()
