@@ -31,12 +31,14 @@ Every product and its instructions are a pure function of ``(seed, index)``; :fu
 three files in upstream's schemas (``items_shuffle.json``, ``items_ins_v2.json``, ``items_human_ins.json``)
 for any size (``python -m skill_gym.envs.webshop.catalog FOLDER --n-products 100000``), and
 :func:`embedded_dir` generates the default 2,000-product catalog once into
-``cache_dir() / "webshop" / f"catalog-v{CATALOG_VERSION}"`` under a file lock (about a second).
+``cache_dir() / "webshop" / f"catalog-v{CATALOG_VERSION}-<source digest>"`` under a file lock (about a second).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import hashlib
 import json
 import os
 import random
@@ -212,7 +214,7 @@ PRODUCT_TYPES: tuple[ProductType, ...] = (
        "gluten free, salt free, vegan", "Food Size, Item Package Quantity", "5-30", "glass jar, squeeze pack"),
     _t("food", f"{_F} > Pantry Staples > Cooking & Baking > Sweeteners > Honey", "raw honey", "honey", "",
        "raw unfiltered, usda organic, non gmo, kosher certified, gluten free, pure natural, "
-       "single origin, glass jar, manuka blend, wildflower nectar", "Food Size", "7-55", "squeeze bottle, glass jar"),
+       "single origin, glass jar, manuka blend, wildflower nectar", "Food Size", "7-55", "squeeze bottle, amber jar"),
     _t("food", f"{_F} > Candy & Chocolate > Chocolate > Chocolate Bars", "dark chocolate bar", "chocolate bar",
        "a", "fair trade, dairy free, usda organic, low sugar, keto friendly, single origin, gluten free, "
        "individually wrapped, gift box, soy free", "Sweet Flavor, Item Package Quantity", "6-36",
@@ -303,7 +305,7 @@ PRODUCT_TYPES: tuple[ProductType, ...] = (
     _t("electronics", f"{_E} > Headphones, Earbuds & Accessories > Earbuds", "wireless earbuds",
        "wireless earbuds", "", "noise cancelling, bluetooth 5.3, charging case, water resistant, "
        "touch control, long battery, built in microphone, deep bass, fast charging, ergonomic fit",
-       "Device Color, Style", "18-180", "earbuds, charging case"),
+       "Device Color, Style", "18-180", "earbuds, carry pouch"),
     _t("electronics", f"{_E} > Cell Phones & Accessories > Chargers & Power Adapters > Wall Chargers",
        "usb c wall charger", "wall charger", "a", "fast charging, dual port, foldable plug, usb c, "
        "power delivery, compact design, overheat protection, gallium nitride, travel ready, universal compatibility",
@@ -595,14 +597,23 @@ def generate(folder: str | os.PathLike[str], n_products: int = DEFAULT_N_PRODUCT
 
 
 def embedded_dir() -> Path:
-    """The folder of the embedded 2,000-product catalog, generated into the project cache on first use."""
-    folder = cache_dir() / "webshop" / f"catalog-v{CATALOG_VERSION}"
+    """The folder of the embedded 2,000-product catalog, generated into the project cache on first use.
+
+    The folder is named after :data:`CATALOG_VERSION` and a digest of this module's source, so a changed
+    generator never reads a stale cache.
+    """
+    folder = cache_dir() / "webshop" / f"catalog-v{CATALOG_VERSION}-{_source_digest()}"
     if all((folder / name).is_file() for name in FILES):
         return folder
-    with file_lock(folder.parent / f"catalog-v{CATALOG_VERSION}.lock"):
+    with file_lock(folder.with_name(folder.name + ".lock")):
         if not all((folder / name).is_file() for name in FILES):
             generate(folder, DEFAULT_N_PRODUCTS, DEFAULT_SEED)
     return folder
+
+
+@functools.cache
+def _source_digest() -> str:
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
