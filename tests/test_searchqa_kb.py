@@ -233,3 +233,12 @@ def test_loader_rejects_broken_files(tmp_path: Path) -> None:
         load_tasks(tmp_path, "dev")
     with pytest.raises(DataError, match="no corpus in"):
         find_corpus(tmp_path)
+
+
+def test_command_line_writes_a_world_of_any_size(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert kb.main([str(tmp_path / "kb"), "--entities", "400", "--train", "3", "--test", "2"]) == 0
+    assert "passages, 12 train / 8 test" in capsys.readouterr().out
+    assert len(load_tasks(tmp_path / "kb", "train")) == 12 and read_corpus(find_corpus(tmp_path / "kb"))
+    with pytest.raises(SystemExit) as stop:
+        kb.main([str(tmp_path / "bad"), "--entities", "3"])
+    assert stop.value.code == 2 and "n_entities must be an int >= 200" in capsys.readouterr().err

@@ -96,7 +96,7 @@ class SearchQAEnv(TextEnv):
     Search-R1's prompt; ``"verl_agent"``: verl-agent's).
 
     ## Version History
-    * v0: initial version (Search-R1 protocol, verl-agent's 4 turns, embedded knowledge base v1).
+    * v0: initial version (Search-R1 protocol, verl-agent's 4 turns, embedded knowledge base v4).
 
     >>> import gymnasium as gym, skill_gym
     >>> env = gym.make("SearchQA-v0", split="test")

@@ -18,17 +18,20 @@ work titles share words. Questions are written as Search-R1's parquet rows (``id
 ``extra_info``) plus ``skill_type`` (the question type) and ``evidence`` (per search hop: a well-formed query,
 the id of the passage that answers it and the string it must show; the oracle agent follows it).
 
-This module holds :func:`generate`, :func:`write_kb` and :func:`embedded_kb_dir` (the cached default files:
-``corpus.jsonl``, ``train.parquet``, ``test.parquet``, ``manifest.json``).
+This module holds :func:`generate`, :func:`write_kb`, :func:`embedded_kb_dir` (the cached default files:
+``corpus.jsonl``, ``train.parquet``, ``test.parquet``, ``manifest.json``) and :func:`main`
+(``python -m skill_gym.envs.searchqa.kb OUT --entities 24000`` writes a ~100k-passage world to ``OUT``).
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
 import random
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -788,3 +791,25 @@ def embedded_kb_dir(n_entities: int = DEFAULT_ENTITIES, seed: int = 0) -> Path:
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m skill_gym.envs.searchqa.kb OUT [--entities N]``: write a knowledge base of any size to a folder."""
+    parser = argparse.ArgumentParser(prog="python -m skill_gym.envs.searchqa.kb", description=main.__doc__)
+    parser.add_argument("out", help="folder to write corpus.jsonl, train.parquet, test.parquet and manifest.json")
+    parser.add_argument("--entities", type=int, default=DEFAULT_ENTITIES, help="world size (24000: ~100k passages)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train", type=int, default=500, help="train questions per type")
+    parser.add_argument("--test", type=int, default=100, help="test questions per type")
+    args = parser.parse_args(argv)
+    try:
+        kb = generate(args.entities, args.seed, n_train=args.train, n_test=args.test)
+    except ValueError as error:
+        parser.error(str(error))
+    folder = write_kb(args.out, kb)
+    print(f"{folder}: {len(kb.corpus)} passages, {len(kb.questions['train'])} train / {len(kb.questions['test'])} test")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
