@@ -318,6 +318,12 @@ def test_oracle_wins_under_the_strict_reward_too() -> None:
     for task_id in strict.task_ids[:25]:
         reward, info, _ = _run(strict, OracleAgent(), task_id)
         assert reward == 1.0 and info["won"], (task_id, info)
+    # synthetic goals ({name: value} options): upstream's reward scores the right purchase below 1 on some of
+    # them (it matches (name, value) pairs against values); the strict reward does not
+    synthetic = WebShopEnv(split="test", reward="strict", human_goals=False)
+    for task_id in synthetic.task_ids[:25]:
+        reward, info, _ = _run(synthetic, OracleAgent(), task_id)
+        assert reward == 1.0 and info["won"] and len(info["purchased_options"]) == len(info["goal_options"]), task_id
 
 
 def _reachable(env, engine, task_id: str) -> bool:
