@@ -47,6 +47,8 @@ BM25_K1 = 0.9
 BM25_B = 0.4
 """Lucene's BM25 parameters, which pyserini's ``LuceneSearcher`` uses by default."""
 
+_CACHED_CATALOGS = 8  # as many as the data loader caches
+
 _TOKEN_PATTERN = r"(?u)\b\w+\b"  # Lucene's StandardTokenizer keeps one-character tokens
 _POSSESSIVE = re.compile(r"['\u2019]s\b", re.IGNORECASE)  # Lucene's EnglishPossessiveFilter
 _STEMMER: Any = None
@@ -120,6 +122,8 @@ class SearchEngine:
         if entry is None or entry[0] is not products:
             entry = (products, cls(products, attribute_to_asins))  # the entry keeps the list alive: ids stay unique
             cls._cache[id(products)] = entry
+            while len(cls._cache) > _CACHED_CATALOGS:
+                del cls._cache[next(iter(cls._cache))]
         return entry[1]
 
     def ranked(self, query: str, k: int = SEARCH_RETURN_N) -> list[int]:
