@@ -11,6 +11,7 @@ This module holds:
   visible strings joined with ``" [SEP] "``; ``"text_rich"``: buttons marked), :func:`clickables` and
   :func:`available_actions` (``has_search_bar`` and ``clickables``);
 * :func:`parse_action` — ``search[...]`` / ``click[...]`` into a verb and an argument, or a reason why not;
+  :func:`check_action` — the same against a page's search bar and clickables (every backend refuses alike);
 * :class:`Session` — one shopper's state (keywords, results page, product, chosen options, visited products)
   and upstream's transitions: search, ``next >`` / ``< prev``, product links, option radios, the
   description / features / reviews sub-pages, ``back to search`` and ``buy now``.
@@ -28,7 +29,7 @@ import dataclasses
 import json
 import pprint
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Literal
 
 from skill_gym.envs.webshop.search import SearchEngine, products_on_page
@@ -39,6 +40,7 @@ __all__ = [
     "NEXT_PAGE",
     "PREV_PAGE",
     "SEARCH_BUTTON",
+    "SEARCH_CLICK_NOTE",
     "SUB_PAGES",
     "DonePage",
     "Element",
@@ -49,6 +51,7 @@ __all__ = [
     "Session",
     "SubPage",
     "available_actions",
+    "check_action",
     "clickables",
     "elements",
     "page_text",
@@ -321,6 +324,32 @@ def parse_action(action: str) -> tuple[str, str] | str:
     return verb, arg
 
 
+SEARCH_CLICK_NOTE = "click[search] does nothing without a query: write search[your query]"
+"""What ``click[search]`` (listed, as upstream lists it) answers: it is valid and changes nothing."""
+
+
+def check_action(
+    action: str, has_search_bar: bool, clickable_names: Collection[str], done: bool = False
+) -> tuple[str, str] | str:
+    """``(verb, argument)`` of ``action`` when it applies to a page with this search bar and these clickables,
+    else a sentence saying why not (shared by every backend, so they refuse the same actions the same way).
+
+    >>> check_action("click[Buy Now]", False, ["buy now"]), check_action("search[mug]", False, ["buy now"])
+    (('click', 'buy now'), 'there is no search bar on this page; click[back to search] first')
+    """
+    if done:
+        return "the purchase is done; the episode is over"
+    parsed = parse_action(action)
+    if isinstance(parsed, str):
+        return parsed
+    verb, arg = parsed
+    if verb == "search" and not has_search_bar:
+        return "there is no search bar on this page; click[back to search] first"
+    if verb == "click" and arg not in clickable_names:
+        return f"{arg!r} is not clickable on this page (see the admissible actions)"
+    return verb, arg
+
+
 Scorer = Callable[[Product, Mapping[str, str]], tuple[float, Mapping[str, Any]]]
 """Scores a purchase: ``(product, chosen options) -> (reward, reward breakdown)``."""
 
@@ -359,22 +388,16 @@ class Session:
 
     def step(self, action: str) -> tuple[bool, str]:
         """Apply one ``search[...]`` or ``click[...]`` action; ``(valid, note)``."""
-        if self.done:
-            return False, "the purchase is done; the episode is over"
-        parsed = parse_action(action)
-        if isinstance(parsed, str):
-            return False, parsed
-        verb, arg = parsed
+        targets = clickables(self.page)
+        checked = check_action(action, isinstance(self.page, SearchPage), targets, self.done)
+        if isinstance(checked, str):
+            return False, checked
+        verb, arg = checked
         if verb == "search":
-            if not isinstance(self.page, SearchPage):
-                return False, "there is no search bar on this page; click[back to search] first"
             self.search(arg)
             return True, ""
-        targets = clickables(self.page)
-        if arg not in targets:
-            return False, f"{arg!r} is not clickable on this page (see the admissible actions)"
         if arg == SEARCH_BUTTON.lower():
-            return True, "click[search] does nothing without a query: write search[your query]"
+            return True, SEARCH_CLICK_NOTE
         self.click(arg, targets[arg])
         return True, ""
 
