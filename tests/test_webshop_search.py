@@ -103,6 +103,9 @@ def test_engine_is_built_once_per_catalog() -> None:
     engine = SearchEngine.for_catalog(products)
     assert SearchEngine.for_catalog(products) is engine
     assert SearchEngine.for_catalog(list(products)) is not engine  # another list is another catalog
+    others = [[_product("B3", f"plate {i}")] for i in range(8)]
+    assert all(SearchEngine.for_catalog(c) is SearchEngine.for_catalog(c) for c in others)
+    assert SearchEngine.for_catalog(products) is not engine  # the oldest of more than 8 catalogs was dropped
     assert SearchEngine([]).search("mug") == [] and SearchEngine([_product("B1", "the")]).search("the") == []
 
 
