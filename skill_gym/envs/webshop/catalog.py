@@ -495,7 +495,8 @@ def _synthetic_instruction(rng: random.Random, ptype: ProductType, attrs: Sequen
 def _human_instruction(
     rng: random.Random, ptype: ProductType, attrs: Sequence[str], chosen: Sequence[tuple[str, str]]
 ) -> str:
-    a1, a2 = attrs
+    a1, *others = attrs
+    a2 = " and ".join(others)
     phrases = [rng.choice(_OPTION_PHRASE[name]).format(v=value) for name, value in chosen]
     joined = " and ".join(phrases)
     fields = {
@@ -559,7 +560,7 @@ def generate_product(index: int, seed: int = DEFAULT_SEED) -> tuple[dict[str, An
 
     human = []
     for _ in range(rng.choice((0, 1, 1, 1, 1, 2, 2, 2))):
-        human_attrs = rng.sample(attributes, 2)
+        human_attrs = rng.sample(attributes, 3 if len(attributes) > 3 and rng.random() < 0.5 else 2)
         groups = [g for g in options if rng.random() < 0.85] or list(options)[:1]
         chosen = [(g, _derived_value(rng.choice(options[g])["value"])) for g in groups]
         text = _human_instruction(rng, ptype, human_attrs, chosen)
