@@ -18,8 +18,9 @@ from skill_gym.envs.webshop.search import SearchEngine
 
 __all__ = ["BACKENDS", "OBSERVATION_MODES", "REWARD_MODES", "ShopSession", "WebShopEnv"]
 
-BACKENDS = ("text",)
-"""Backends available: ``"text"`` (the page model in process)."""
+BACKENDS = ("text", "browser")
+"""Backends available: ``"text"`` (the page model in process) and ``"browser"`` (headless Chromium on the web
+site, :mod:`.browser`)."""
 
 OBSERVATION_MODES = ("text", "text_rich")
 REWARD_MODES = ("compatible", "strict")
@@ -107,7 +108,9 @@ class WebShopEnv(TextEnv):
     ## Arguments
     ``split`` (``"train"`` or ``"test"``: upstream's goals[500:] and goals[:500]), ``data_dir``,
     ``num_products``, ``human_goals`` (True), ``max_steps`` (15), ``observation_mode`` (``"text"`` or
-    ``"text_rich"``), ``reward`` (``"compatible"`` or ``"strict"``), ``backend`` (``"text"``), ``show_attrs``
+    ``"text_rich"``), ``reward`` (``"compatible"`` or ``"strict"``), ``backend`` (``"text"``, or ``"browser"``: selenium in
+    headless Chromium on the web site, served in process unless ``site_url`` names a running
+    ``skill-gym serve webshop`` on the same data; same actions, observations and reward), ``site_url``, ``show_attrs``
     (upstream's hidden ``Attributes`` tab), ``render_mode`` (``"ansi"``), ``answer_format``.
 
     ## Version History
@@ -137,6 +140,7 @@ class WebShopEnv(TextEnv):
         backend: str = "text",
         show_attrs: bool = False,
         render_mode: str | None = None,
+        site_url: str | None = None,
         answer_format: str | None = None,
     ) -> None:
         super().__init__(render_mode=render_mode, answer_format=answer_format)
@@ -147,14 +151,12 @@ class WebShopEnv(TextEnv):
         if reward not in REWARD_MODES:
             raise ValueError(f"reward must be one of {REWARD_MODES}, got {reward!r}")
         if backend not in BACKENDS:
-            raise ValueError(
-                f"backend must be one of {BACKENDS}, got {backend!r} (a browser backend plugs in through "
-                "WebShopEnv._open_session)"
-            )
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         from skill_gym.envs.webshop.data import load_data
 
         self.split, self.max_steps, self.observation_mode = split, max_steps, observation_mode
         self.reward_mode, self.backend, self.show_attrs = reward, backend, bool(show_attrs)
+        self.site_url, self._browser = site_url, None
         self.data = load_data(data_dir=data_dir, num_products=num_products, human_goals=human_goals)
         self._indices = self.data.split(split)
         if not self._indices:
@@ -191,8 +193,23 @@ class WebShopEnv(TextEnv):
 
     def _open_session(self, instruction: str) -> ShopSession:
         """A fresh session of the chosen backend on the search page (the extension point for new backends)."""
+        if self.backend == "browser":
+            from skill_gym.envs.webshop.browser import ShopBrowser
+            from skill_gym.envs.webshop.site import ShopSite
+
+            if self._browser is None:  # one Chromium (and site) for the env's life, started on first reset
+                site = None if self.site_url else ShopSite(self.data, self.engine, self.reward_mode, self.show_attrs)
+                self._browser = ShopBrowser(site, self.site_url)
+            return self._browser.open_session(self.data.goal_index(self._task_id))
         return Session(self.engine, self.data.product_item_dict, instruction, score=self._score,
                        show_attrs=self.show_attrs, rng=self.np_random)  # fmt: skip
+
+    def close(self) -> None:
+        """Quit the browser backend's Chromium and stop its site, if one was started (safe to call twice)."""
+        browser, self._browser = self._browser, None
+        if browser is not None:
+            browser.close()
+        super().close()
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[dict[str, str], dict]:
         super().reset(seed=seed)
