@@ -4,6 +4,7 @@ This module holds:
 
 * :class:`ServerLimits` and :func:`parse_request` — the bounds on a request and the checks that turn a JSON
   body into ``(queries, topk, return_scores)`` or a :class:`BadRequest` (a 4xx with a message);
+* :func:`render_result` — the reply body in Search-R1's shape, with or without scores;
 * :func:`create_app` — the Flask app: ``POST /retrieve`` in Search-R1's shape
   (``{"queries": [...], "topk": k, "return_scores": bool}``) and verl-agent's (``{"query": "...", ...}``),
   ``GET /health``, and JSON errors for everything else;
@@ -32,7 +33,15 @@ from skill_gym.envs.searchqa.retriever import DEFAULT_TOPK, Hit, Retriever
 if TYPE_CHECKING:
     import flask
 
-__all__ = ["BadRequest", "RetrievalServer", "ServerLimits", "add_serve_target", "create_app", "parse_request"]
+__all__ = [
+    "BadRequest",
+    "RetrievalServer",
+    "ServerLimits",
+    "add_serve_target",
+    "create_app",
+    "parse_request",
+    "render_result",
+]
 
 
 @dataclasses.dataclass(frozen=True)
