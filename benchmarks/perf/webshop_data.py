@@ -71,16 +71,18 @@ def bench_reward(data: Any, calls: int) -> dict[str, Any]:
     reward.load_nlp()  # both pipelines load before the clock starts
     full = spacy.load(_model_name())
 
+    def nouns(text: str) -> list[str]:
+        return [t.text.lower() for t in full(text) if t.pos_ in ("PNOUN", "NOUN", "PROPN")]
+
     def anchor(case: tuple[dict, dict, float, dict]) -> tuple[list[str], list[str]]:
         product, goal, _price, options = case
-        nouns = [[t.text.lower() for t in full(text) if t.pos_ in ("PNOUN", "NOUN", "PROPN")] for text in
-                 (product["name"], goal["name"])]  # fmt: skip
+        purchased_nouns, desired_nouns = nouns(product["name"]), nouns(goal["name"])
         reward.get_attribute_reward(product, goal)
         goal_options = goal["goal_options"]
         reward.get_option_reward(
             options.values(), goal_options.items() if isinstance(goal_options, dict) else goal_options
         )
-        return nouns[0], nouns[1]
+        return purchased_nouns, desired_nouns
 
     anchor_nouns, anchor_s = common.timed(lambda: [anchor(c) for c in cases])
     same_nouns = all(

@@ -51,6 +51,7 @@ __all__ = [
     "DATA_ENV_VAR",
     "DEFAULT_PRICE",
     "DUMMY_ATTRIBUTE",
+    "HUMAN_FILE",
     "SPLITS",
     "TEST_SIZE",
     "WebShopData",
