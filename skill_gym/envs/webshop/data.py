@@ -7,7 +7,9 @@ This module holds:
   ``option_to_image``, ``Attributes``, ``MainImage``, instructions), the price table and the attribute index;
 * :func:`get_goals` — re-exported from :mod:`~skill_gym.envs.webshop.goals`;
 * :func:`load_data` and :class:`WebShopData` — products, price table and goals in upstream's fixed shuffle,
-  the ``test`` / ``train`` split and task ids, cached per process;
+  the split (``test``: the first 500 goals, as upstream's evaluations use; ``train``: the rest; a data set with
+  fewer than 1,000 goals keeps half of them for each) and task ids ``"webshop/human/<index>"`` (or
+  ``"webshop/synthetic/<index>"``), cached per process;
 * :func:`resolve_files` — which three files a ``data_dir`` means.
 
 Files (upstream's names and schemas): the products ``items_shuffle_1000.json`` or ``items_shuffle.json`` (a
