@@ -195,6 +195,8 @@ def get_reward(
 ) -> tuple[float, dict[str, Any]]:
     """``(reward, info)`` for buying ``purchased_product`` at ``price`` with chosen ``options`` ({name: value}).
 
+    A price of ``None`` (a product missing from the price table; upstream raises) counts as over the cap.
+    Unlike upstream, which returns the bare reward without ``verbose``, this always returns the pair.
     ``info`` is empty unless ``verbose``; then it holds upstream's breakdown: ``r_type``, ``r_att``, ``w_att``,
     ``query_match``, ``category_match``, ``title_score``, and ``r_option``/``w_option`` (when the goal has
     options) and ``r_price``/``w_price``.
