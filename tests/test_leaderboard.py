@@ -328,3 +328,31 @@ def test_cli_run_and_show(tmp_path):
     missing = subprocess.run([*command, "show", "--out", str(tmp_path / "none")], cwd=ROOT, capture_output=True,
                              text=True, timeout=120)  # fmt: skip
     assert missing.returncode == 2 and "no leaderboard run" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_our_policy_from_a_training_checkpoint(tmp_path):
+    """``hf:RUN_DIR`` loads the run's base model and its latest LoRA adapter: the trained policy, not the base."""
+    import torch
+
+    from agents.grpo.config import GRPOConfig
+    from agents.grpo.trainer import GRPOTrainer
+    from benchmarks.leaderboard.specs import load_policy_or_checkpoint
+
+    model, tokenizer = tiny_policy(seed=4)
+    folder = tmp_path / "base"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    config = GRPOConfig(env_id="Keyword-v0", run_dir=str(tmp_path / "run"), model=str(folder), lora_rank=4,
+                        lora_alpha=8, total_steps=1, tasks_per_step=2, group_size=2, max_new_tokens=3,
+                        learning_rate=0.05, save_every=1, progress=False, env_kwargs={"answer_format": "plain"})  # fmt: skip
+    trainer = GRPOTrainer(config)
+    trainer.train()
+    trained = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_" in n}
+    trainer.close()
+    loaded, _ = load_policy_or_checkpoint(str(tmp_path / "run"))
+    weights = {n: p for n, p in loaded.named_parameters() if "lora_" in n}
+    assert trained and set(trained) == set(weights)
+    assert all(torch.equal(trained[n], weights[n]) for n in trained)
+    assert any(n.endswith("lora_B.default.weight") and weights[n].abs().sum() > 0 for n in weights)  # it trained
+    _run(tmp_path / "board", [AgentEntry(f"hf:{tmp_path / 'run'}", name="grpo-step1", max_new_tokens=3)], episodes=2)
+    assert len(_results(tmp_path / "board")["grpo-step1"]) == 2
