@@ -309,6 +309,17 @@ def test_dense_on_precomputed_embeddings_matches_exact_search(corpus: list[dict]
         DenseRetriever.build(corpus, embeddings=vectors[:3])
 
 
+def test_dense_builds_the_same_graph_every_time() -> None:
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(2000, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    corpus = [wiki(f"P{i}", f"passage {i}", str(i)) for i in range(len(vectors))]
+    queries = rng.normal(size=(50, 32)).astype(np.float32)
+    first = DenseRetriever.build(corpus, embeddings=vectors, ef_search=16).search_vectors(queries, topk=5)
+    second = DenseRetriever.build(corpus, embeddings=vectors, ef_search=16).search_vectors(queries, topk=5)
+    assert first == second
+
+
 def test_dense_with_a_missing_model_says_so(corpus: list[dict], tmp_path: Path) -> None:
     retriever = DenseRetriever(None, corpus, model=str(tmp_path / "no-such-model"))
     with pytest.raises(RetrieverError, match="cannot load the encoder"):

@@ -443,7 +443,7 @@ class DenseRetriever:
         *,
         embeddings: np.ndarray | None = None,
         m: int = 32,
-        ef_construction: int = 200,
+        ef_construction: int = 100,
         ef_search: int = 64,
         batch_size: int = 64,
     ) -> DenseRetriever:
@@ -459,7 +459,7 @@ class DenseRetriever:
             raise RetrieverError(f"expected {len(documents)} embeddings, got an array of shape {embeddings.shape}")
         index = hnswlib.Index(space="ip", dim=embeddings.shape[1])
         index.init_index(max_elements=len(documents), ef_construction=ef_construction, M=m, random_seed=0)
-        index.add_items(embeddings, np.arange(len(documents)))
+        index.add_items(embeddings, np.arange(len(documents)), num_threads=1)  # one thread: the same graph every time
         index.set_ef(ef_search)
         index.set_num_threads(1)
         retriever.index = index
