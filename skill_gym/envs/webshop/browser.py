@@ -168,11 +168,13 @@ def _start_chromium(profile_dir: str, timeout: float) -> Any:
 def _call(function: Callable[..., Any], *args: Any) -> Any:
     """``function(*args)`` of selenium, its failures (a dead driver, a lost window) as :class:`BrowserError`."""
     from selenium.common.exceptions import WebDriverException
+    from urllib3.exceptions import HTTPError
 
     try:
         return function(*args)
-    except WebDriverException as error:
-        first_line = (error.msg or type(error).__name__).splitlines()[0]
+    except (WebDriverException, HTTPError, OSError) as error:  # HTTPError, OSError: chromedriver is gone
+        message = error.msg if isinstance(error, WebDriverException) else str(error)
+        first_line = (message or type(error).__name__).splitlines()[0][:200]
         raise BrowserError(f"Chromium failed ({first_line}); the session cannot go on: close the env and make "
                            "a new one") from None  # fmt: skip
 

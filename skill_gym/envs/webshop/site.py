@@ -263,6 +263,7 @@ def create_app(site: ShopSite) -> flask.Flask:
 
     app = flask.Flask("skill_gym.webshop.site")
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # /purchase keeps the options in the order chosen
 
     def html(body: str, status: int = 200) -> flask.Response:
         return flask.Response(body, status=status, mimetype="text/html")
