@@ -356,3 +356,20 @@ def test_our_policy_from_a_training_checkpoint(tmp_path):
     assert any(n.endswith("lora_B.default.weight") and weights[n].abs().sum() > 0 for n in weights)  # it trained
     _run(tmp_path / "board", [AgentEntry(f"hf:{tmp_path / 'run'}", name="grpo-step1", max_new_tokens=3)], episodes=2)
     assert len(_results(tmp_path / "board")["grpo-step1"]) == 2
+
+
+def test_webshop_and_searchqa_with_their_oracles_and_random_baselines(tmp_path):
+    suites = [parse_suite("webshop"), parse_suite("searchqa")]
+    run_leaderboard(parse_agents(["expert", "random"]), suites,
+                    RunConfig(tmp_path, episodes=2, num_envs=1, progress=False))  # fmt: skip
+    tables = build_tables(tmp_path)["suites"]
+    webshop = {r["agent"]: r for r in tables["webshop:test"]["rows"]}
+    assert tables["webshop:test"]["columns"][:2] == ["Score", "Success"]
+    assert (
+        webshop["expert"]["cells"]["Success"]["mean"] == 100.0 and webshop["expert"]["cells"]["Score"]["mean"] == 100.0
+    )
+    assert webshop["random"]["cells"]["Steps"]["mean"] > 0 and webshop["random"]["failed"] == 0
+    searchqa = {r["agent"]: r for r in tables["searchqa:test"]["rows"]}
+    assert tables["searchqa:test"]["columns"][:5] == ["Direct", "Attribute", "Multi-hop", "Comparison", "Avg"]
+    assert searchqa["expert"]["cells"]["Avg"]["mean"] == 100.0 and searchqa["random"]["failed"] == 0
+    assert searchqa["SKILL0"]["source"].startswith("reported")

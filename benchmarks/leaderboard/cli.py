@@ -76,8 +76,10 @@ def _run(args: argparse.Namespace) -> int:
     print(written["markdown"].read_text())
     print(f"played {summary.played} episodes ({summary.failed} failed), {summary.skipped} already done, "
           f"in {summary.seconds:.0f} s")  # fmt: skip
+    for problem in summary.errors:
+        print(f"not played: {problem}")
     print(f"tables, plots and page: {written['html'].resolve()} (transcripts under {config.out / 'transcripts'})")
-    return 0
+    return 1 if summary.errors else 0
 
 
 def _show(args: argparse.Namespace) -> int:

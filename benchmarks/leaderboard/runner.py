@@ -26,7 +26,7 @@ from agents.evaluation import make_rollout_envs
 from agents.rollout import _EnvSet
 from benchmarks.leaderboard.players import MAX_RECORDED_CHARS, Player
 from benchmarks.leaderboard.specs import AgentEntry, LoadedAgent
-from benchmarks.leaderboard.suites import Suite
+from benchmarks.leaderboard.suites import Suite, task_types
 from benchmarks.leaderboard.transcripts import read_transcript, transcript_path, write_transcript
 
 __all__ = ["RunConfig", "RunSummary", "run_leaderboard", "starter_library"]
@@ -61,6 +61,8 @@ class RunSummary:
     skipped: int = 0
     failed: int = 0
     seconds: float = 0.0
+    errors: list[str] = dataclasses.field(default_factory=list)
+    """Agent x suite pairs that could not start (a model that does not load, a suite without an expert, ...)."""
 
 
 def starter_library(out: Path, suite: Suite) -> tuple[Path, int]:
@@ -91,7 +93,11 @@ def run_leaderboard(agents: list[AgentEntry], suites: list[Suite], config: RunCo
         loaded = LoadedAgent(entry, config.step_timeout)
         try:
             for suite in suites:
-                _run_suite(loaded, suite, config, summary)
+                try:
+                    _run_suite(loaded, suite, config, summary)
+                except (ValueError, OSError, ImportError, RuntimeError) as problem:  # this pair only; the run goes on
+                    summary.errors.append(f"{loaded.name} on {suite.key}: {type(problem).__name__}: {problem}")
+                    print(f"leaderboard: {summary.errors[-1]}", file=sys.stderr)
         finally:
             loaded.close()
     summary.seconds = time.perf_counter() - started
@@ -110,7 +116,7 @@ def _run_suite(loaded: LoadedAgent, suite: Suite, config: RunConfig, summary: Ru
         kwargs["library"] = str(path)
     probe = gym.make(env_id, **kwargs)
     try:
-        tasks = suite.tasks(list(probe.unwrapped.task_ids), config.episodes)
+        tasks = suite.tasks(list(probe.unwrapped.task_ids), config.episodes, task_types(probe.unwrapped))
         instructions = probe.unwrapped.instructions
     finally:
         probe.close()

@@ -193,7 +193,8 @@ class LoadedAgent:
         if self.entry.agent is not None:
             return AgentPlayer(agent_factory(self.entry.agent), self.step_timeout)
         if entry.kind == "random":
-            return AgentPlayer(lambda: _SeededRandom(seed), self.step_timeout)
+            make = (lambda: suite.random(seed)) if suite.random is not None else (lambda: _SeededRandom(seed))
+            return AgentPlayer(make, self.step_timeout)
         if entry.kind in ("expert", "oracle"):
             if suite.expert is None:
                 raise ValueError(f"suite {suite.name!r} has no expert")
