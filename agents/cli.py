@@ -3,7 +3,9 @@
 This module holds the functions that add them (see :func:`skill_gym.cli.plugin_commands`):
 
 * :func:`add_train_command` — ``skill-gym train grpo|skill1|skill0 ...``: every field of the learner's
-  config dataclass is a flag (``env_id`` is also ``--env``), ``--preset cpu|paper`` picks the limits;
+  config dataclass is a flag (``env_id`` is also ``--env``), ``--preset cpu|paper`` picks the size limits,
+  ``--recipe released|paper`` the algorithm switches (:mod:`agents.recipes`: flags > preset sizes >
+  recipe > preset > defaults);
 * :func:`add_serve_target` — ``skill-gym serve policy``: an OpenAI-compatible chat server on 127.0.0.1;
 * :func:`add_demo_command` — ``skill-gym demo``: the end-to-end demo that ``make demo`` runs.
 
@@ -17,10 +19,19 @@ import dataclasses
 import importlib
 import json
 import typing
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LEARNERS", "add_config_flags", "add_demo_command", "add_serve_target", "add_train_command"]
+__all__ = [
+    "LEARNERS",
+    "RECIPE_CHOICES",
+    "add_config_flags",
+    "add_demo_command",
+    "add_serve_target",
+    "add_train_command",
+    "train_config",
+]
 
 LEARNERS: dict[str, tuple[str, str, str]] = {
     "grpo": ("agents.grpo.config:GRPOConfig", "agents.grpo.trainer:GRPOTrainer", "multi-turn GRPO"),
@@ -30,6 +41,9 @@ LEARNERS: dict[str, tuple[str, str, str]] = {
                "SKILL0: in-context skills withdrawn by a curriculum"),
 }  # fmt: skip
 """Learner name → (config class, trainer class, help), as ``module:attribute`` strings."""
+
+RECIPE_CHOICES = ("released", "paper")
+"""The names of :data:`agents.recipes.RECIPES`, known here without importing the learners."""
 
 
 def _load(path: str) -> Any:
@@ -46,14 +60,20 @@ def add_train_command(commands: Any) -> None:
         sub.add_argument("--preset", choices=["cpu", "paper"], default=None,
                          help="cpu: small limits that finish on a laptop; paper: the papers' values (Skill1, SKILL0, verl-agent) "
                               "(default: paper with CUDA, cpu without)")  # fmt: skip
-        add_config_flags(sub, _load(config_path))
+        sub.add_argument("--recipe", choices=RECIPE_CHOICES, default=None,
+                         help="released: the released code and launch scripts' algorithm (verl-agent, Skill1, SkillZero); "
+                              "paper: the papers' text. Sets the algorithm switches; --preset keeps the size limits, "
+                              "flags win over both (docs/recipes.md)")  # fmt: skip
+        add_config_flags(sub, _load(config_path), skip={"recipe"})
         sub.set_defaults(handler=_train, learner=name)
 
 
-def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
-    """One flag per dataclass field (``env_id`` is also ``--env``); JSON for dicts and lists."""
+def add_config_flags(parser: argparse.ArgumentParser, cls: type, skip: Collection[str] = ()) -> None:
+    """One flag per dataclass field but ``skip`` (``env_id`` is also ``--env``); JSON for dicts and lists."""
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
+        if field.name in skip:
+            continue
         flag = "--" + field.name.replace("_", "-")
         names = [flag, "--env"] if field.name == "env_id" else [flag]
         kind = hints[field.name]
@@ -80,12 +100,9 @@ def _train(args: argparse.Namespace) -> int:
     clash = agents_name_clash()
     if clash:
         raise ValueError(clash)
-    config_path, trainer_path, _ = LEARNERS[args.learner]
-    cls = _load(config_path)
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if getattr(args, f.name) is not None}
     preset = args.preset or ("paper" if torch.cuda.is_available() else "cpu")
-    config = cls.cpu_defaults(**given) if preset == "cpu" else cls(**given)
-    trainer = _load(trainer_path)(config)
+    config = train_config(args, preset)
+    trainer = _load(LEARNERS[args.learner][1])(config)
     try:
         history = trainer.train()
     finally:
@@ -94,6 +111,19 @@ def _train(args: argparse.Namespace) -> int:
     print(json.dumps({k: v for k, v in last.items() if not k.startswith("perf/")}, indent=2))
     print(f"run directory: {config.run_dir}")
     return 0
+
+
+def train_config(args: argparse.Namespace, preset: str) -> Any:
+    """The learner's config from parsed ``train`` arguments: ``preset`` (cpu or paper), ``--recipe`` and the flags."""
+    from agents.recipes import resolve_config
+
+    cls = _load(LEARNERS[args.learner][0])
+    given = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(cls)
+        if f.name != "recipe" and getattr(args, f.name, None) is not None
+    }
+    return resolve_config(args.learner, cls, preset, args.recipe, given)
 
 
 def add_serve_target(targets: Any) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,17 +35,25 @@ class GRPOConfig:
     eval_env_kwargs: dict[str, Any] = dataclasses.field(
         default_factory=dict, metadata={"help": "Overrides of env_kwargs for validation envs (e.g. another split)."}
     )
-    vectorization_mode: Literal["sync", "async"] = _field(
-        "sync", "Rollout envs in one process (sync) or one worker process each (async; for slow envs)."
+    vectorization_mode: Literal["sync", "async", "ray"] = _field(
+        "sync",
+        "Rollout envs in one process (sync), one worker process each (async; for slow envs), or in Ray actors "
+        "(ray; on a Ray cluster when RAY_ADDRESS is set, see skill_gym.vector.RayVectorEnv).",
     )
     model: str | None = _field(None, "Policy model: HF id or local path (default SmolLM2-135M-Instruct, offline).")
     backend: Literal["transformers", "vllm"] = _field("transformers", "Rollout backend.")
     device: str = _field("cpu", "Training device (cpu, cuda).")
     dtype: Literal["float32", "bfloat16"] = _field("float32", "Parameter dtype (bfloat16 on GPU).")
-    lora_rank: int = _field(16, "LoRA rank; 0 trains the full model.")
+    lora_rank: int = _field(
+        16, "LoRA rank; 0 fine-tunes every weight (Skill1, SKILL0, verl-agent), with a frozen copy as KL reference."
+    )
     lora_alpha: int = _field(32, "LoRA alpha.")
-    learning_rate: float = _field(1e-6, "AdamW learning rate (Skill1, SKILL0: 1e-6).")
-    weight_decay: float = _field(0.0, "AdamW weight decay.")
+    learning_rate: float = _field(
+        1e-5,
+        "AdamW learning rate. 1e-5 suits the default LoRA adapter (~10x the full fine-tuning rate); the papers and "
+        "released scripts fine-tune all weights at 1e-6 (--recipe released / paper set lora_rank 0 and 1e-6).",
+    )
+    weight_decay: float = _field(0.0, "AdamW weight decay (verl's actor optimizer: 0.01).")
     warmup_steps: int = _field(0, "Linear warm-up steps of the learning rate.")
     total_steps: int = _field(150, "Policy updates in the run.")
     tasks_per_step: int = _field(16, "Distinct tasks per update (ALFWorld: 16).")
@@ -56,10 +65,40 @@ class GRPOConfig:
     history_length: int = _field(2, "Past steps shown in each prompt (verl-agent: 2).")
     max_turns: int = _field(64, "Safety cap on policy turns per episode (phases included).")
     reward_scale: float = _field(10.0, "Outcome reward on success (verl-agent: 10).")
-    invalid_penalty: float = _field(0.1, "Penalty per act turn with an invalid format or action.")
-    norm_adv_by_std: bool = _field(True, "Divide group-centred returns by the group std (GRPO); off = Dr.GRPO.")
+    invalid_penalty: float = _field(0.1, "Penalty per invalid act turn (see invalid_kind, invalid_penalty_scope).")
+    invalid_kind: Literal["format", "format_or_action"] = _field(
+        "format_or_action",
+        "What is penalized: a bad answer format only (verl-agent: <think> pair, an <action>, no CJK), or also an "
+        "action the env refused (not admissible).",
+    )
+    invalid_penalty_scope: Literal["episode", "turn"] = _field(
+        "episode",
+        "episode: the episode's return loses invalid_penalty x #invalid turns, on every turn; turn: only the invalid "
+        "turn's return is reduced (verl-agent's apply_invalid_action_penalty), before normalization.",
+    )
+    advantage: Literal["grpo", "gigpo"] = _field(
+        "grpo", "grpo: group-normalized outcome; gigpo: plus GiGPO's step-level advantage over anchor observations."
+    )
+    group_stats: Literal["episode", "turn"] = _field(
+        "episode",
+        "Samples of the group mean/std: episode = one per rollout (population std; GRPO papers); turn = every turn "
+        "of the task's rollouts (unbiased std, eps 1e-6, a lone sample keeps its value; verl-agent).",
+    )
+    norm_adv_by_std: bool = _field(
+        True, "Divide group-centred returns by the group std (GRPO; GiGPO mean_std_norm); off = Dr.GRPO / mean_norm."
+    )
+    gigpo_step_weight: float = _field(1.0, "GiGPO: weight ω of the step-level advantage (verl-agent: 1.0).")
+    gigpo_gamma: float = _field(0.95, "GiGPO: discount γ of the step returns (verl-agent's ALFWorld script: 0.95).")
     clip_low: float = _field(0.2, "Lower clip of the importance ratio.")
     clip_high: float = _field(0.2, "Upper clip of the importance ratio (0.28 for DAPO's clip-higher).")
+    dual_clip: float = _field(
+        3.0, "Dual-clip PPO: a negative-advantage token loses at most c x |A| (verl: c = 3); 0 turns it off."
+    )
+    loss_agg: Literal["token_mean", "micro_token_mean", "seq_mean_token_mean"] = _field(
+        "token_mean",
+        "Loss aggregation: token_mean over the mini-batch; micro_token_mean = mean of each micro-batch's token mean "
+        "(verl, depends on micro_batch_size; its scripts use 32); seq_mean_token_mean = mean of per-response means.",
+    )
     kl_coef: float = _field(0.01, "Low-variance KL to the reference (base model; LoRA adapter disabled).")
     entropy_coef: float = _field(0.001, "Entropy bonus.")
     ppo_epochs: int = _field(1, "Passes over each batch of rollouts.")
@@ -83,6 +122,18 @@ class GRPOConfig:
     resume: bool = _field(False, "Continue from the latest checkpoint in run_dir.")
     progress: bool = _field(True, "Show a progress bar.")
     wandb_project: str | None = _field(None, "Also log to Weights & Biases (when installed and configured).")
+    recipe: str | None = _field(
+        None, "Recipe the settings came from (released, paper; agents.recipes), recorded in config.json."
+    )
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for field in dataclasses.fields(self):
+            choices = typing.get_args(hints[field.name]) if typing.get_origin(hints[field.name]) is Literal else ()
+            if choices and getattr(self, field.name) not in choices:
+                raise ValueError(
+                    f"{field.name} must be one of {', '.join(map(str, choices))}; got {getattr(self, field.name)!r}"
+                )
 
     @classmethod
     def cpu_defaults(cls, **overrides: Any) -> GRPOConfig:

@@ -33,7 +33,7 @@ import skill_gym
 from agents.backends.base import Backend, SamplingConfig
 from agents.backends.hf import LoraSettings, TransformersBackend, load_policy
 from agents.evaluation import evaluate, make_rollout_envs, success_by_type
-from agents.grpo.advantages import episode_return, group_advantages
+from agents.grpo.advantages import episode_return, gigpo_turn_advantages, grpo_turn_advantages
 from agents.grpo.checkpoint import load_checkpoint, save_checkpoint
 from agents.grpo.config import GRPOConfig
 from agents.grpo.update import PolicyUpdate, Sample, release_freed_memory
@@ -167,10 +167,16 @@ class GRPOTrainer:
         )  # fmt: skip
 
     def turn_advantages(self, episodes: Sequence[Episode]) -> list[list[float]]:
-        """Plain GRPO: every turn of an episode gets the episode's group-normalized return."""
+        """GRPO: each turn's group-normalized return (``group_stats``, ``invalid_penalty_scope``); with
+        ``advantage="gigpo"`` plus ω times GiGPO's step-level advantage."""
         cfg = self.config
-        per_episode = group_advantages(episodes, cfg.reward_scale, cfg.invalid_penalty, cfg.norm_adv_by_std)
-        return [[float(a)] * len(e.turns) for e, a in zip(episodes, per_episode, strict=True)]
+        common = dict(
+            reward_scale=cfg.reward_scale, invalid_penalty=cfg.invalid_penalty, use_std=cfg.norm_adv_by_std,
+            group_stats=cfg.group_stats, invalid_scope=cfg.invalid_penalty_scope, invalid_kind=cfg.invalid_kind,
+        )  # fmt: skip
+        if cfg.advantage == "gigpo":
+            return gigpo_turn_advantages(episodes, **common, step_weight=cfg.gigpo_step_weight, gamma=cfg.gigpo_gamma)
+        return grpo_turn_advantages(episodes, **common)
 
     def update(self, samples: list[Sample]) -> dict[str, float]:
         """Optimize on ``samples`` (:class:`~agents.grpo.update.PolicyUpdate`), then push the weights to the backend."""
@@ -198,7 +204,7 @@ class GRPOTrainer:
     def episode_metrics(self, episodes: Sequence[Episode]) -> dict[str, float]:
         """``reward/mean`` is the return the advantages are computed from (outcome minus invalid-turn penalty)."""
         cfg = self.config
-        returns = [episode_return(e, cfg.reward_scale, cfg.invalid_penalty) for e in episodes]
+        returns = [episode_return(e, cfg.reward_scale, cfg.invalid_penalty, cfg.invalid_kind) for e in episodes]
         act_turns = [t for e in episodes for t in e.turns if t.phase == "act"]
         out = {
             "reward/mean": float(np.mean(returns)),

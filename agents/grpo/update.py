@@ -4,8 +4,9 @@ This module holds :class:`Sample` (one trainable turn), :class:`PolicyUpdate`, w
 optimizer and learning-rate schedule, and :func:`micro_batches`. ``PolicyUpdate(samples)`` runs
 ``ppo_epochs`` passes of mini-batches of ``mini_batch_size`` turns, accumulating gradients over
 micro-batches of at most ``micro_batch_size`` turns and ``micro_batch_tokens`` padded tokens, with the
-token-level loss of :func:`agents.grpo.loss.grpo_token_loss` normalized by the mini-batch's response
-tokens. How the turns are split into micro-batches changes memory, not the gradient. With
+per-token loss of :func:`agents.grpo.loss.grpo_token_loss` weighted by :func:`agents.grpo.loss.token_weights`
+(``loss_agg``; by default normalized by the mini-batch's response tokens, so how the turns are split
+into micro-batches changes memory, not the gradient; verl's per-micro-batch mean depends on the split). With
 ``gradient_checkpointing`` the activations are recomputed in the backward pass, so the update's peak
 memory stays near one layer's activations whatever the depth.
 """
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 from agents.grpo.config import GRPOConfig
-from agents.grpo.loss import grpo_token_loss, token_logprobs
+from agents.grpo.loss import grpo_token_loss, token_logprobs, token_weights
 
 __all__ = ["PolicyUpdate", "Sample", "micro_batches", "release_freed_memory"]
 
@@ -64,7 +65,8 @@ class PolicyUpdate:
         cfg = self.config
         if not samples:
             return {"loss/total": 0.0, "loss/policy": 0.0, "loss/kl": 0.0, "loss/entropy": 0.0,
-                    "loss/clip_frac": 0.0, "loss/grad_norm": 0.0, "loss/lr": self.scheduler.get_last_lr()[0]}  # fmt: skip
+                    "loss/clip_frac": 0.0, "loss/dual_clip_frac": 0.0, "loss/grad_norm": 0.0,
+                    "loss/lr": self.scheduler.get_last_lr()[0]}  # fmt: skip
         self.model.train()
         n_mini = math.ceil(len(samples) / cfg.mini_batch_size)
         old = self._old_logprobs(samples) if cfg.ppo_epochs > 1 or n_mini > 1 else None
@@ -77,7 +79,8 @@ class PolicyUpdate:
                 batch = [samples[i] for i in mini]
                 n_tokens = sum(len(s.response_ids) for s in batch)
                 self.optimizer.zero_grad(set_to_none=True)
-                for micro_idx in micro_batches(batch, cfg.micro_batch_size, cfg.micro_batch_tokens):
+                micros = micro_batches(batch, cfg.micro_batch_size, cfg.micro_batch_tokens)
+                for micro_idx in micros:
                     micro = [batch[i] for i in micro_idx]
                     logp, entropy, mask = self.logprobs(micro, with_entropy=cfg.entropy_coef > 0)
                     old_logp = logp.detach() if old is None else _right_aligned([old[mini[i]] for i in micro_idx])
@@ -85,13 +88,15 @@ class PolicyUpdate:
                     adv = torch.tensor([s.advantage for s in micro], dtype=logp.dtype, device=logp.device)
                     terms = grpo_token_loss(
                         logp, old_logp, adv[:, None].expand_as(logp), ref, entropy,
-                        cfg.clip_low, cfg.clip_high, cfg.kl_coef, cfg.entropy_coef,
+                        cfg.clip_low, cfg.clip_high, cfg.kl_coef, cfg.entropy_coef, cfg.dual_clip,
                     )  # fmt: skip
-                    loss = (terms.loss * mask).sum() / n_tokens
+                    weights = token_weights(mask, cfg.loss_agg, n_tokens, len(batch), len(micros))
+                    loss = (terms.loss * weights).sum()
                     loss.backward()
                     release_freed_memory()  # the micro-batch's activations are free: keep the heap from fragmenting
                     for name, value in (("total", terms.loss), ("policy", terms.policy), ("kl", terms.kl),
-                                        ("entropy", terms.entropy), ("clip_frac", terms.clipped.float())):  # fmt: skip
+                                        ("entropy", terms.entropy), ("clip_frac", terms.clipped.float()),
+                                        ("dual_clip_frac", terms.dual_clipped.float())):  # fmt: skip
                         sums[name] += float((value.detach() * mask).sum())
                 total_tokens += n_tokens
                 params = [p for p in self.model.parameters() if p.requires_grad]
