@@ -1,7 +1,7 @@
 # skill-gym: `make demo` and `make test` set everything up from a fresh clone and are re-runnable.
 PYTHON ?= python3
 VENV ?= .venv
-EXTRAS ?= alfworld,webshop,searchqa,train,multiagent,leaderboard,sb3,dev
+EXTRAS ?= alfworld,webshop,searchqa,train,multiagent,leaderboard,sb3,ray,dev
 BIN := $(VENV)/bin
 # fast-downward-textworld compiles from source and calls `python`: put the venv first on PATH.
 export PATH := $(CURDIR)/$(BIN):$(PATH)

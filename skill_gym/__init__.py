@@ -49,12 +49,18 @@ def is_skill_env(env_id: str) -> bool:
 def make_vec(
     env_id: str, num_envs: int = 1, vectorization_mode: str = "sync", **kwargs: object
 ) -> gym.vector.VectorEnv:
-    """``gym.make_vec``, kept for callers of earlier versions (the plain call works the same).
+    """``gym.make_vec``, plus ``vectorization_mode="ray"``: a :class:`~skill_gym.vector.RayVectorEnv`.
 
     Observation fields are :class:`~skill_gym.envs.spaces.Utf8Text` spaces, whose shared memory holds
     UTF-8 bytes, so async workers return exactly what sync ones do, through shared memory (Gymnasium's
     default) or, with ``vector_kwargs={"shared_memory": False}``, pickled: both are as fast for text.
+    With ``"ray"`` the envs live in Ray actors (``vector_kwargs``: ``num_workers``, ``envs_per_worker``,
+    ``address``, ...); the plain ``gym.make_vec`` knows only ``"sync"`` and ``"async"``.
     """
+    if vectorization_mode == "ray":
+        from skill_gym.vector import make_ray_vec
+
+        return make_ray_vec(env_id, num_envs, **kwargs)  # type: ignore[arg-type]
     return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=vectorization_mode, **kwargs)  # type: ignore[arg-type]
 
 

@@ -1,4 +1,4 @@
-"""Test-session set-up: offline, one torch thread, shared real encoder."""
+"""Test-session set-up: offline, one torch thread, shared real encoder, one local Ray."""
 
 from __future__ import annotations
 
@@ -27,3 +27,17 @@ def encoder():
     from skill_gym.library import SentenceEncoder
 
     return SentenceEncoder()
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for the whole test session: 2 CPUs, no dashboard, bound to 127.0.0.1; shut down at the end.
+
+    Ray's token authentication stays on: some of its services listen on every interface whatever the node address.
+    """
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", logging_level="warning")
+    yield ray
+    ray.shutdown()
