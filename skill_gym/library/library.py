@@ -12,6 +12,9 @@ Defaults follow Skill1 (arXiv 2605.06130): capacity 5000, merge above 0.85 descr
 on equal strategy text, eviction of the lowest ``U·log(n + 1)``, EMA utility with ``alpha = 0.05``,
 similarity cutoff 0.4, UCB ``w·rel + (1−w)·(U + c·sqrt(ln N / n))``; ``n = n_retrieved + 1`` is
 Skill1's per-skill ``count`` (one plus the number of utility updates) and ``N`` its library sum.
+Skill1's released memory code differs in three places, each a switch here: ``ln(N + 1)`` in the
+bonus (``ucb_log_plus_one``), merging only on an identical strategy string with an EMA of the
+utility toward the newcomer's (``merge_rule="same_strategy"``), and a 0.05 cutoff (an argument).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ __all__ = ["Admission", "Retrieved", "SkillLibrary"]
 
 EXACT_SEARCH_LIMIT = 4096
 """Below this many candidate rows, search is exact (NumPy) instead of approximate."""
+_MERGED_IDS_KEPT = 100
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,12 +83,18 @@ class SkillLibrary:
         read_only: bool = False,
         index_params: IndexParams | None = None,
         dim: int | None = None,
+        merge_rule: Literal["similar", "same_strategy"] = "similar",
+        merge_alpha: float = 0.05,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
+        if merge_rule not in ("similar", "same_strategy"):
+            raise ValueError(f"merge_rule must be 'similar' or 'same_strategy', got {merge_rule!r}")
         self.path = Path(path)
         self.capacity = capacity
         self.merge_threshold = merge_threshold
+        self.merge_rule = merge_rule
+        self.merge_alpha = merge_alpha
         self.read_only = read_only
         self._encoder: Encoder | None = encoder if isinstance(encoder, Encoder) else None
         self._encoder_name = encoder if isinstance(encoder, str) else None
@@ -227,6 +237,7 @@ class SkillLibrary:
         ucb: bool = False,
         ucb_c: float = 1.0,
         pool: int | None = None,
+        ucb_log_plus_one: bool = False,
     ) -> list[Retrieved]:
         """Top-``k`` skills for ``query``, ranked by ``w·rel + (1−w)·value``.
 
@@ -234,8 +245,9 @@ class SkillLibrary:
         ``min_similarity`` are dropped. ``value`` is the utility ``U``, plus the exploration
         bonus ``ucb_c·sqrt(ln N / n)`` when ``ucb``, where ``n = n_retrieved + 1`` (Skill1's
         ``count``: one plus the number of utility updates) and ``N`` is the sum of ``n`` over
-        the whole library, as in Skill1. ``pool`` nearest neighbours (default ``max(4k, 20)``)
-        are re-scored, so with ``relevance_weight < 1`` a useful skill can outrank a closer one.
+        the whole library, as in Skill1 (``ln(N + 1)`` with ``ucb_log_plus_one``, as in its released
+        memory code). ``pool`` nearest neighbours (default ``max(4k, 20)``) are re-scored, so with
+        ``relevance_weight < 1`` a useful skill can outrank a closer one.
         """
         if k <= 0:
             return []
@@ -244,6 +256,7 @@ class SkillLibrary:
         skills = self.store.get_by_labels(label for label, _ in hits)
         hits = [(label, sim) for label, sim in hits if label in skills]
         total = self.store.total_count() if ucb and hits else 1
+        total += 1 if ucb_log_plus_one else 0
         scored = []
         for label, sim in hits:
             skill = skills[label]
@@ -299,10 +312,13 @@ class SkillLibrary:
     def admit(self, skill: Skill, embedding: np.ndarray | None = None) -> Admission:
         """Offer a skill: validate, merge with a near-duplicate, or add and evict at capacity.
 
-        A near-duplicate is a skill of the same env whose strategy is the same text, or whose
-        description's cosine similarity exceeds ``merge_threshold``. Merging keeps the older
-        text, sums the counters, averages the utilities weighted by ``n_retrieved + 1`` and
-        records the merged id in ``provenance["merged"]``.
+        With ``merge_rule="similar"`` a near-duplicate is a skill of the same env whose strategy is
+        the same text, or whose description's cosine similarity exceeds ``merge_threshold``; merging
+        keeps the older text, sums the counters, averages the utilities weighted by
+        ``n_retrieved + 1`` and records the merged id in ``provenance["merged"]``. With
+        ``merge_rule="same_strategy"`` (Skill1's released code) only a skill of the same env with the
+        identical strategy string is a duplicate, and merging is one EMA step of its utility toward
+        the newcomer's, ``U ← (1 − merge_alpha)·U + merge_alpha·U_new``, with ``n_retrieved + 1``.
         """
         try:
             if not isinstance(skill, Skill):
@@ -319,7 +335,10 @@ class SkillLibrary:
             if twin is not None:
                 if twin.id == skill.id:
                     return Admission("rejected", skill.id, "a skill with this id is already in the library")
-                _merge_into(twin, skill)
+                if self.merge_rule == "same_strategy":
+                    _ema_merge_into(twin, skill, self.merge_alpha)
+                else:
+                    _merge_into(twin, skill)
                 self.store.update_stats(db, twin)
                 return Admission("merged", twin.id, f"near-duplicate of {twin.id}")
             seq = self.store.bump_seq(db)
@@ -331,9 +350,9 @@ class SkillLibrary:
         return Admission("added", skill.id, "", evicted)
 
     def _near_duplicate(self, skill: Skill, vector: np.ndarray) -> Skill | None:
-        same_text = self.store.select(
-            "WHERE env = ? AND strategy_key = ? LIMIT 1", (skill.env, strategy_key(skill.strategy))
-        )
+        same_text = self.store.select("WHERE env = ? AND strategy_key = ?", (skill.env, strategy_key(skill.strategy)))
+        if self.merge_rule == "same_strategy":
+            return next((twin for _, twin in same_text if twin.strategy == skill.strategy), None)
         if same_text:
             return same_text[0][1]
         for label, sim in self.search(vector, 1, env=skill.env):
@@ -388,6 +407,19 @@ class SkillLibrary:
                 (int(bool(success)), time.time(), skill_id),
             )
 
+    def record_attempt(self, task: str, won: bool, trajectory: str) -> None:
+        """Keep an episode's trajectory as the latest attempt at ``task`` with its outcome.
+
+        Every env of a run shares these through the library file: Skill1's released distill prompt
+        shows the latest attempt at the same task with the opposite outcome from any env.
+        """
+        with self.store.transaction() as db:
+            self.store.put_attempt(db, task, won, trajectory)
+
+    def latest_attempt(self, task: str, won: bool) -> str | None:
+        """The trajectory last recorded by :meth:`record_attempt` for ``task`` and outcome ``won``."""
+        return self.store.latest_attempt(task, won)
+
     # -- snapshots -----------------------------------------------------------------------------
 
     def snapshot(self, directory: str | Path, step: int) -> Path:
@@ -415,6 +447,13 @@ class SkillLibrary:
             "n_selected": sum(s.n_selected for _, s in rows),
             "n_success": sum(s.n_success for _, s in rows),
         }
+
+
+def _ema_merge_into(target: Skill, other: Skill, alpha: float) -> None:
+    target.utility = (1.0 - alpha) * target.utility + alpha * other.utility
+    target.n_retrieved += 1
+    merged = [*target.provenance.get("merged", []), other.id][-_MERGED_IDS_KEPT:]  # identical texts recur often
+    target.provenance = {**target.provenance, "merged": merged}
 
 
 def _merge_into(target: Skill, other: Skill) -> None:

@@ -64,6 +64,13 @@ CREATE INDEX IF NOT EXISTS skills_scope ON skills(env, task_type);
 CREATE INDEX IF NOT EXISTS skills_strategy ON skills(env, strategy_key);
 CREATE TABLE IF NOT EXISTS removed (label INTEGER PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS removed_seq ON removed(seq);
+CREATE TABLE IF NOT EXISTS attempts (
+    task TEXT NOT NULL,
+    won INTEGER NOT NULL,
+    trajectory TEXT NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (task, won)
+);
 """
 
 
@@ -193,6 +200,17 @@ class SkillStore:
             rows = self._db.execute(f"SELECT {cols} FROM skills {clause}", tuple(args)).fetchall()
         return [(row[0], _row_to_skill(row[1:])) for row in rows]
 
+    def latest_attempt(self, task: str, won: bool) -> str | None:
+        """The trajectory text last recorded for ``task`` with outcome ``won`` (``None`` if none)."""
+        with self._lock:
+            try:
+                row = self._db.execute(
+                    "SELECT trajectory FROM attempts WHERE task = ? AND won = ?", (task, int(won))
+                ).fetchone()
+            except sqlite3.OperationalError:  # a read-only file written before the table existed
+                return None
+        return None if row is None else str(row[0])
+
     def labels(self, env: str | None = None, task_type: str | None = None) -> list[int]:
         where, args = _scope(env, task_type)
         with self._lock:
@@ -256,6 +274,13 @@ class SkillStore:
             (*values, strategy_key(skill.strategy), time.time(), seq, blob),
         )
         return int(cursor.lastrowid)
+
+    def put_attempt(self, db: sqlite3.Connection, task: str, won: bool, trajectory: str) -> None:
+        """Keep ``trajectory`` as the latest attempt at ``task`` with outcome ``won``."""
+        db.execute(
+            "INSERT OR REPLACE INTO attempts(task, won, trajectory, updated) VALUES (?, ?, ?, ?)",
+            (task, int(won), trajectory, time.time()),
+        )
 
     def update_stats(self, db: sqlite3.Connection, skill: Skill) -> None:
         """Write back the mutable statistics and provenance of an existing skill."""
