@@ -33,16 +33,36 @@ class SkillConfig:
     """``w`` in ``w·rel + (1−w)·(U [+ UCB bonus])``; the paper uses 0.6, its scripts 1.0."""
     ucb: bool = False
     ucb_c: float = 1.0
+    ucb_log_plus_one: bool = False
+    """The UCB bonus uses ``ln(N + 1)`` (Skill1's released memory code) instead of ``ln N`` (paper)."""
+    query_fallback: Literal["none", "task"] = "none"
+    """When the agent's query retrieves nothing: ``none`` gives no skill; ``task`` retrieves with the task
+    text instead (Skill1's released code keeps the task text's retrieval)."""
     rerank: bool = True
     """With ``selection="policy"``, ask the agent to rank the candidates (skipped for < 2 candidates)."""
-    inject: Literal["top1", "all"] = "top1"
+    rerank_always: bool = False
+    """A rerank turn even with fewer than 2 candidates (Skill1's released code: a placeholder prompt, NDCG 0)."""
+    inject: Literal["top1", "all", "top1_if_ranked"] = "top1"
+    """Skills put in context: the top of the ranking, all candidates in ranked order, or (Skill1's released
+    training) the top one when the ranking parsed and all candidates in similarity order when it did not."""
     alpha: float = 0.05
     """EMA rate of the utilities of every retrieved skill after each episode."""
     admit_on: Literal["success", "always"] = "success"
     contrast: bool = True
-    """In ``distill``, also show this env's latest attempt at the same task with the opposite outcome."""
+    """In ``distill``, also show the latest attempt at the same task with the opposite outcome."""
+    contrast_scope: Literal["env", "library"] = "env"
+    """Where that attempt comes from: ``env`` this env instance; ``library`` any env sharing the library
+    file (Skill1's released code: any env, siblings of the group included, matched by task text)."""
+    distill_format: Literal["skill", "lessons"] = "skill"
+    """``skill``: JSON ``{description, strategy}``; ``lessons``: Skill1's released JSON ``{subtasks,
+    task_success, action_lesson, navigation_lesson, description_head}``, stored as
+    "Action Insight: … | Navigation Insight: …" (description: the head, else the task text)."""
     capacity: int = 5000
     merge_threshold: float = 0.85
+    merge_rule: Literal["similar", "same_strategy"] = "similar"
+    """``similar``: merge on the same strategy or description similarity > ``merge_threshold``;
+    ``same_strategy``: only on the identical strategy string, one EMA step toward the newcomer's U
+    (Skill1's released code)."""
     static_dir: str | None = None
     """Skill-file folder for ``skills="static"`` (default: the starter set shipped for ``env_name``)."""
 
@@ -51,8 +71,12 @@ class SkillConfig:
             "skills": ("library", "static"),
             "selection": ("policy", "similarity", "none"),
             "distillation": ("policy", "none"),
-            "inject": ("top1", "all"),
+            "inject": ("top1", "all", "top1_if_ranked"),
             "admit_on": ("success", "always"),
+            "query_fallback": ("none", "task"),
+            "contrast_scope": ("env", "library"),
+            "distill_format": ("skill", "lessons"),
+            "merge_rule": ("similar", "same_strategy"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

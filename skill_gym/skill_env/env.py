@@ -20,7 +20,14 @@ from skill_gym.envs.text_env import TextEnv, coerce_action, sanitize_text
 from skill_gym.library import Admission, Retrieved, Skill, SkillLibrary
 from skill_gym.skill_env.config import SkillConfig
 from skill_gym.skill_env.info import SkillInfo, admission_info, copy_skill_info, new_skill_info
-from skill_gym.skill_env.parsing import PHASE_FORMATS, SKILL_FORMAT, parse_query, parse_rank, parse_skill
+from skill_gym.skill_env.parsing import (
+    LESSONS_FORMAT,
+    SKILL_FORMAT,
+    parse_query,
+    parse_rank,
+    parse_skill,
+    phase_formats,
+)
 from skill_gym.skill_env.ranking import ndcg
 from skill_gym.skill_env.sources import LibrarySource, StaticSource, make_source
 from skill_gym.skill_env.static_skills import StaticSkillSet
@@ -42,12 +49,14 @@ class SkillEnv(TextEnv):
        top-K skills by cosine between the query and skill descriptions (frozen all-MiniLM-L6-v2);
     2. ``rerank`` — ``obs["candidates"]`` lists them numbered; the agent answers ``<rank>2,1,3</rank>``;
        the top one (or all, ``inject="all"``) goes into ``obs["skills"]``. An unparseable ranking keeps
-       the similarity order and is flagged;
+       the similarity order and is flagged. With fewer than 2 candidates there is no rerank turn unless
+       ``rerank_always`` (Skill1's released code asks anyway, with nothing to rank);
     3. ``act`` — the base env's episode, with the chosen skill(s) in ``obs["skills"]``;
     4. ``distill`` — after the base episode the agent sees the outcome and its trajectory (and, with
-       ``contrast``, its latest attempt at the same task with the opposite outcome) and writes a skill
-       as JSON; it is validated and admitted (by default only after a success), merged with a
-       near-duplicate, or rejected.
+       ``contrast``, the latest attempt at the same task with the opposite outcome, from this env or,
+       ``contrast_scope="library"``, from any env sharing the library) and writes a skill as JSON
+       (``distill_format``); it is validated and admitted (by default only after a success), merged
+       with a near-duplicate, or rejected.
 
     ``selection="similarity"`` skips ``select``/``rerank`` (the task text is the query, top-1 injected),
     ``selection="none"`` gives no skill, ``distillation="none"`` skips ``distill``; ``skills="static"``
@@ -108,7 +117,7 @@ class SkillEnv(TextEnv):
     @property
     def instructions(self) -> Instructions:
         """The base env's instructions plus the answer formats of ``select``, ``rerank`` and ``distill``."""
-        return self.base.instructions.with_phases(**PHASE_FORMATS)
+        return self.base.instructions.with_phases(**phase_formats(self.config.distill_format))
 
     @property
     def task_ids(self) -> list[str]:
@@ -181,10 +190,16 @@ class SkillEnv(TextEnv):
         query, problem = parse_query(action)
         self._track["query_valid"] = query is not None
         self._retrieve(query if query is not None else self._task_text())
+        if query is not None and not self._candidates and self.config.query_fallback == "task":
+            self._retrieve(self._task_text())
         note = f"Invalid query ({problem}); the task text was used instead.\n" if problem else ""
-        if self.config.rerank and len(self._candidates) >= 2:
+        if self.config.rerank and (len(self._candidates) >= 2 or self.config.rerank_always):
             self._phase = "rerank"
-            text = f"{note}The library returned {len(self._candidates)} candidate skills (in obs['candidates'])."
+            n = len(self._candidates)
+            if n >= 2:
+                text = f"{note}The library returned {n} candidate skills (in obs['candidates'])."
+            else:
+                text = f"{note}The library returned {n} candidate skill{'' if n == 1 else 's'}: nothing to rank."
             return self._emit(action, text), 0.0, False, False, self._info(action_valid=not problem)
         self._choose(list(range(len(self._candidates))))
         obs, info = self._enter_act(note=note, action=action)
@@ -192,6 +207,10 @@ class SkillEnv(TextEnv):
         return obs, 0.0, False, False, info
 
     def _step_rerank(self, action: object):
+        if len(self._candidates) < 2:  # rerank_always: a turn with nothing to rank (NDCG 0, as released)
+            self._choose(list(range(len(self._candidates))))
+            obs, info = self._enter_act(note="", action=action)
+            return obs, 0.0, False, False, info
         order, problem = parse_rank(action, len(self._candidates))
         self._track["rank_valid"] = order is not None
         if order is None:
@@ -199,7 +218,7 @@ class SkillEnv(TextEnv):
         self._track["rank"] = [self._candidates[i].skill.id for i in order]
         self._track["ndcg"] = ndcg(order, [c.skill.utility for c in self._candidates])
         self._track["reranked"] = True
-        self._choose(order)
+        self._choose(order, ranking_valid=not problem)
         note = f"Invalid ranking ({problem}); the similarity order was used instead.\n" if problem else ""
         obs, info = self._enter_act(note=note, action=action)
         info["action_valid"] = not problem
@@ -225,7 +244,8 @@ class SkillEnv(TextEnv):
 
     def _step_distill(self, action: object):
         success = bool(self._base_info.get("won", False))
-        parsed, problem = parse_skill(action)
+        lessons = self.config.distill_format == "lessons"
+        parsed, problem = parse_skill(action, default_description=self._base_obs.get("task", "") if lessons else "")
         skill = None
         if parsed is not None:
             skill, problem = self._skill_from(parsed)
@@ -239,7 +259,7 @@ class SkillEnv(TextEnv):
         self._phase = "done"
         text = f"Skill {admission.status}" + (f": {admission.reason}" if admission.reason else ".")
         if problem:
-            text = f"Invalid skill ({problem}). Expected JSON like {SKILL_FORMAT}."
+            text = f"Invalid skill ({problem}). Expected JSON like {LESSONS_FORMAT if lessons else SKILL_FORMAT}."
         obs = self._emit(action, text)
         return obs, 0.0, True, False, self._info(action_valid=skill is not None)
 
@@ -262,9 +282,12 @@ class SkillEnv(TextEnv):
             u_hat=max((c.skill.utility for c in self._candidates), default=0.0),
         )
 
-    def _choose(self, order: list[int]) -> None:
+    def _choose(self, order: list[int], ranking_valid: bool = True) -> None:
         ranked = [self._candidates[i] for i in order]
-        self._chosen = ranked[:1] if self.config.inject == "top1" else ranked
+        inject = self.config.inject
+        if inject == "top1_if_ranked":
+            inject = "top1" if ranking_valid else "all"
+        self._chosen = ranked[:1] if inject == "top1" else ranked
         self._track["chosen_id"] = self._chosen[0].skill.id if self._chosen else ""
         self._show_context()
 
@@ -284,11 +307,26 @@ class SkillEnv(TextEnv):
         self._track["distill_reward"] = (1.0 if success else 0.0) - float(self._track["u_hat"])
         self._track["base_done"] = True
         self.source.record_outcome(self._candidates, self._chosen[0] if self._chosen else None, success)
+        if self._shares_attempts():
+            self.library.record_attempt(self._task_text(), success, self._trajectory_text())
+            return
         task_id = str(self._base_info.get("task_id", ""))
         self._contrast[(task_id, success)] = self._trajectory_text()
         self._contrast.move_to_end((task_id, success))
         while len(self._contrast) > _CONTRAST_MEMORY:
             self._contrast.popitem(last=False)
+
+    def _shares_attempts(self) -> bool:
+        cfg = self.config
+        return cfg.contrast and cfg.contrast_scope == "library" and cfg.skills == "library" and not cfg.read_only
+
+    def _earlier_attempt(self, success: bool) -> str | None:
+        """The latest attempt at this task with the opposite outcome (``None`` without ``contrast``)."""
+        if not self.config.contrast:
+            return None
+        if self._shares_attempts():
+            return self.library.latest_attempt(self._task_text(), not success)
+        return self._contrast.get((str(self._base_info.get("task_id", "")), not success))
 
     def _skill_from(self, parsed: Any) -> tuple[Skill | None, str]:
         """The skill record of a parsed answer, or ``None`` and why it is not a valid skill."""
@@ -322,12 +360,11 @@ class SkillEnv(TextEnv):
 
     def _distill_text(self, success: bool) -> str:
         outcome = "succeeded" if success else "failed"
-        task_id = str(self._base_info.get("task_id", ""))
         parts = [
             f"The episode is over: you {outcome} at the task '{self._base_obs['task']}'.",
             f"Your trajectory:\n{self._trajectory_text()}",
         ]
-        earlier = self._contrast.get((task_id, not success)) if self.config.contrast else None
+        earlier = self._earlier_attempt(success)
         if earlier:
             parts.append(f"An earlier attempt at the same task that {'failed' if success else 'succeeded'}:\n{earlier}")
         parts.append("Write one reusable skill for similar tasks.")

@@ -7,8 +7,10 @@ expected format; none raises on any input.
 
 * :func:`parse_query` — ``<query>...</query>`` (or a short untagged sentence);
 * :func:`parse_rank` — ``<rank>2,1,3</rank>`` over 1-based candidate numbers;
-* :func:`parse_skill` — a skill as JSON: ``{"description", "strategy"}`` or Skill1's
-  ``{"description_head", "action_lesson", "navigation_lesson", "task_success"}``.
+* :func:`parse_skill` — a skill as JSON: ``{"description", "strategy"}`` or Skill1's released
+  ``{"subtasks", "task_success", "action_lesson", "navigation_lesson", "description_head"}``.
+
+:func:`phase_formats` gives the formats for either distill answer (``distill_format``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from skill_gym.envs.instructions import WholeResponse, tag_content
 from skill_gym.library.record import is_unicode_text
 
 __all__ = [
+    "LESSONS_FORMAT",
     "PHASE_FORMATS",
     "QUERY_FORMAT",
     "RANK_FORMAT",
@@ -30,11 +33,16 @@ __all__ = [
     "parse_query",
     "parse_rank",
     "parse_skill",
+    "phase_formats",
 ]
 
 QUERY_FORMAT = "<query>one sentence describing the skill you need</query>"
 RANK_FORMAT = "<rank>2,1,3</rank> (candidate numbers, most useful first)"
 SKILL_FORMAT = '{"description": "when this skill applies", "strategy": "what to do, step by step"}'
+LESSONS_FORMAT = (
+    '{"subtasks": [{"name": "...", "status": "completed or incomplete"}], "task_success": true or false, '
+    '"action_lesson": "...", "navigation_lesson": "...", "description_head": "the kind of task this helps with"}'
+)
 MAX_QUERY_CHARS = 500
 
 PHASE_FORMATS = {
@@ -52,6 +60,20 @@ PHASE_FORMATS = {
     ),
 }
 """The answer format of each skill phase, as the skill env declares it (the prompt text of the phase)."""
+_LESSONS_DISTILL = WholeResponse(
+    "Review the attempt: list its subtasks and whether each was completed, say whether the task succeeded, "
+    "and give the key action lesson and the key navigation lesson, with the objects and places involved, "
+    f"plus a one-line description of the kind of task they help with. Reply with the JSON object only: {LESSONS_FORMAT}."
+)
+
+
+def phase_formats(distill_format: str = "skill") -> dict[str, WholeResponse]:
+    """The phase formats for a ``distill_format`` (``"skill"`` or Skill1's released ``"lessons"``)."""
+    if distill_format not in ("skill", "lessons"):
+        raise ValueError(f"distill_format must be 'skill' or 'lessons', got {distill_format!r}")
+    return PHASE_FORMATS if distill_format == "skill" else {**PHASE_FORMATS, "distill": _LESSONS_DISTILL}
+
+
 _ANY_TAG = re.compile(r"</?\s*(think|action|answer|search|rank|query|information)\s*>", re.IGNORECASE)
 
 
@@ -117,8 +139,16 @@ class ParsedSkill:
     claimed_success: bool | None = None
 
 
-def parse_skill(text: object) -> tuple[ParsedSkill | None, str]:
-    """Parse a distilled skill from JSON text (a ```json block, or the outermost braces)."""
+def parse_skill(text: object, default_description: str = "") -> tuple[ParsedSkill | None, str]:
+    """Parse a distilled skill from JSON text (a ```json block, or the outermost braces).
+
+    Either format is accepted. Lessons become the strategy "Action Insight: … | Navigation Insight: …"
+    (each kept when longer than 5 characters, as Skill1's released code does); a skill without a
+    description takes ``default_description`` when one is given (Skill1 stores the task text).
+
+    >>> parse_skill('{"action_lesson": "Open the fridge first.", "navigation_lesson": "no"}', "cool a mug")[0]
+    ParsedSkill(description='cool a mug', strategy='Action Insight: Open the fridge first.', claimed_success=None)
+    """
     if not isinstance(text, str):
         return None, f"the skill must be text, got {type(text).__name__}"
     data = _json_object(text)
@@ -129,10 +159,11 @@ def parse_skill(text: object) -> tuple[ParsedSkill | None, str]:
     if not strategy:
         lessons = [
             f"{label}: {data[key].strip()}"
-            for key, label in (("action_lesson", "Action insight"), ("navigation_lesson", "Navigation insight"))
+            for key, label in (("action_lesson", "Action Insight"), ("navigation_lesson", "Navigation Insight"))
             if isinstance(data.get(key), str) and len(data[key].strip()) > 5
         ]
         strategy = " | ".join(lessons)
+    description = description or " ".join(default_description.split())
     if not description:
         return None, f"the skill has no description of when it applies; answer with {SKILL_FORMAT}"
     if not strategy:

@@ -61,8 +61,9 @@ class LibrarySource:
             cfg = self.config
             path = cfg.library or cache_dir() / "libraries" / f"{cfg.env_name or 'default'}.sqlite"
             self._library = SkillLibrary(
-                Path(path), capacity=cfg.capacity, merge_threshold=cfg.merge_threshold, read_only=cfg.read_only
-            )
+                Path(path), capacity=cfg.capacity, merge_threshold=cfg.merge_threshold, read_only=cfg.read_only,
+                merge_rule=cfg.merge_rule, merge_alpha=cfg.alpha,
+            )  # fmt: skip
         return self._library
 
     def candidates(self, query: str) -> list[Retrieved]:
@@ -75,6 +76,7 @@ class LibrarySource:
             relevance_weight=cfg.relevance_weight,
             ucb=cfg.ucb and not cfg.read_only,
             ucb_c=cfg.ucb_c,
+            ucb_log_plus_one=cfg.ucb_log_plus_one,
         )
 
     def context(self, task_type: str, chosen: Sequence[Retrieved]) -> tuple[str, list[str]]:

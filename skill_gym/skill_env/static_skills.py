@@ -4,7 +4,9 @@ This module holds :class:`StaticSkillSet`: a folder of SKILL0-style markdown fil
 (``general_skills.md`` plus one file per task family), a mapping from task types to file keys,
 and the set of files currently *active* — the curriculum shrinks it between validations with
 :meth:`StaticSkillSet.set_active`. :func:`starter_skills_dir` gives the starter set this project
-ships per environment.
+ships per environment. A folder of SkillZero's own files (ZJU-REAL/SkillZero ``skills/<env>``) is
+read as it is: its ``skill_mapping.json`` names the files (``skill_files``) and maps task types to
+them by substring, as SkillZero matches task names inside ALFWorld game-file paths.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ class StaticSkillSet:
     """Skill files rendered into context by task type.
 
     ``mapping`` sends a task type to a file key (the file's stem); it is read from
-    ``skill_mapping.json`` in the folder when not given (``{"task_to_skill": {...}}``).
+    ``skill_mapping.json`` in the folder when not given (``{"task_to_skill": {...}}``). When that
+    file also has ``"skill_files": {key: file name}`` (SkillZero's layout), exactly those files are
+    loaded; otherwise every ``*.md`` file is, keyed by its stem.
 
     Example:
         >>> skills = StaticSkillSet(starter_skills_dir("alfworld"))
@@ -49,34 +53,55 @@ class StaticSkillSet:
         self.folder = Path(folder)
         if not self.folder.is_dir():
             raise FileNotFoundError(f"skill folder {self.folder} does not exist")
+        listed, task_to_skill = self._read_mapping_file()
+        paths = {key: self.folder / name for key, name in listed.items()} or {
+            path.stem: path for path in sorted(self.folder.glob("*.md"))
+        }
         self.files: dict[str, str] = {}
-        for path in sorted(self.folder.glob("*.md")):
+        for key, path in paths.items():
+            if not path.is_file():
+                raise SkillValidationError(f"{self.folder}: skill_mapping.json lists {path.name}, which is missing")
             sections = parse_skill_markdown(path.read_text(encoding="utf-8"), str(path))
-            self.files[path.stem] = "\n\n".join(_section_text(s.title, s.intro, s.items) for s in sections)
+            self.files[key] = "\n\n".join(_section_text(s.title, s.intro, s.items) for s in sections)
         if GENERAL_KEY not in self.files:
             raise SkillValidationError(f"{self.folder}: no {GENERAL_KEY}.md file")
-        self.mapping = dict(mapping) if mapping is not None else self._read_mapping()
+        self.mapping = dict(mapping) if mapping is not None else task_to_skill
         unknown = sorted(set(self.mapping.values()) - set(self.files))
         if unknown:
             raise SkillValidationError(f"{self.folder}: the mapping names missing skill files {unknown}")
         self.active: tuple[str, ...] = tuple(self.files)
 
-    def _read_mapping(self) -> dict[str, str]:
+    def _read_mapping_file(self) -> tuple[dict[str, str], dict[str, str]]:
+        """``(skill_files, task_to_skill)`` of ``skill_mapping.json`` (empty when there is no such file)."""
         path = self.folder / "skill_mapping.json"
         if not path.is_file():
-            return {}
+            return {}, {}
+        expected = '{"task_to_skill": {task_type: file_key}, "skill_files": {file_key: file_name} (optional)}'
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            mapping = data["task_to_skill"]
-            if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
-                raise TypeError
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise SkillValidationError(f'{path}: expected {{"task_to_skill": {{task_type: file_key}}}}') from None
-        return mapping
+            mapping, listed = data["task_to_skill"], data.get("skill_files", {})
+            for table in (mapping, listed):
+                if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+                    raise TypeError
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+            raise SkillValidationError(f"{path}: expected {expected}") from None
+        if any(Path(name).name != name for name in listed.values()):
+            raise SkillValidationError(f"{path}: skill_files must name files in {self.folder}, not paths")
+        return listed, mapping
 
     def file_for(self, task_type: str) -> str | None:
-        """The file key of a task type (``None`` when the task type has no file)."""
-        return self.mapping.get(task_type, task_type if task_type in self.files else None)
+        """The file key of a task type (``None`` when the task type has no file).
+
+        An exact mapping entry wins; otherwise the longest mapped name contained in ``task_type``
+        (SkillZero's ``pick_and_place`` covers ALFWorld's ``pick_and_place_simple``), then a file
+        named like the task type.
+        """
+        if task_type in self.mapping:
+            return self.mapping[task_type]
+        contained = [name for name in self.mapping if name and name in task_type]
+        if contained:
+            return self.mapping[max(contained, key=len)]
+        return task_type if task_type in self.files else None
 
     def set_active(self, keys: Iterable[str]) -> None:
         """Choose which files may be shown (the curriculum's active set)."""
