@@ -1,12 +1,21 @@
 """Skill1's credit assignment: one outcome, four kinds of turns.
 
-This module holds :func:`skill1_turn_advantages`:
+This module holds :func:`skill1_turn_advantages` (the paper's text, ``credit="paper"``):
 
 * act and query (``select``) turns: the GRPO group advantage of the outcome return;
 * the rerank turn: REINFORCE on ``R_rerank = NDCG(agent's ranking, order by utilities)``, times λ1
   (optionally minus the group mean);
 * the distill turn: ``R_distill = r(τ) − Û`` (Û = max utility of the retrieved skills), normalized
   within the group separately from the outcome advantages, times λ2.
+
+and :func:`skill1_released_turn_advantages` (``credit="released"``), the released code's
+(AlphaLab-USTC/Skill1, ``agent_system/multi_turn_rollout/rollout_loop.py``, ``credit_assignment``):
+every trained turn's score is the trajectory's summed step rewards, ``reward_scale·won + λ1·q + λ1·NDCG``,
+minus the invalid penalty of that turn, and the scores are normalized over all turns of the task's
+group (verl-agent statistics). ``q`` is the query turn's contrast reward, the retrieving half's success
+rate minus the control half's; with every rollout retrieving (the released scripts' ``full_group_memory``)
+the control half is empty and ``q`` is the group's success rate. The distill turn's ``r − Û`` is computed
+(and logged) but the turn is not trained: :func:`released_trained_phases` lists the phases that are.
 """
 
 from __future__ import annotations
@@ -15,10 +24,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from agents.grpo.advantages import group_advantages, group_normalize
+from agents.grpo.advantages import InvalidKind, group_advantages, group_normalize, is_invalid
 from agents.rollout import Episode
 
-__all__ = ["skill1_turn_advantages"]
+__all__ = ["released_trained_phases", "skill1_released_turn_advantages", "skill1_turn_advantages"]
 
 
 def skill1_turn_advantages(
@@ -57,4 +66,53 @@ def skill1_turn_advantages(
                 value -= phase_invalid_penalty
             per_turn.append(value)
         out.append(per_turn)
+    return out
+
+
+def released_trained_phases(lambda_rerank: float) -> tuple[str, ...]:
+    """Phases whose turns the released code trains: query and rerank only while ``λ1 > 0``; never distill."""
+    return ("select", "rerank", "act") if lambda_rerank > 0 else ("act",)
+
+
+def skill1_released_turn_advantages(
+    episodes: Sequence[Episode],
+    lambda_rerank: float = 0.3,
+    reward_scale: float = 10.0,
+    invalid_penalty: float = 0.1,
+    invalid_kind: InvalidKind = "format",
+    use_std: bool = True,
+    eps: float = 1e-6,
+) -> list[list[float]]:
+    """Per-turn advantages of Skill1's released credit assignment (0 for turns it does not train).
+
+    >>> from agents.rollout import Turn
+    >>> def turn(phase):
+    ...     return Turn(phase, [], [1], [], "", "", format_valid=True, action_valid=True, reward=0.0)
+    >>> won = Episode("t", "x", 0, turns=[turn("select"), turn("act"), turn("distill")], won=True)
+    >>> lost = Episode("t", "x", 0, turns=[turn("select"), turn("act"), turn("distill")], won=False)
+    >>> [[round(a, 3) for a in per] for per in skill1_released_turn_advantages([won, lost])]
+    [[0.866, 0.866, 0.0], [-0.866, -0.866, 0.0]]
+    """
+    trained = released_trained_phases(lambda_rerank)
+    won: dict[int, list[float]] = {}
+    for e in episodes:
+        won.setdefault(e.group, []).append(float(e.won))
+    scores, groups, where = [], [], []
+    for i, episode in enumerate(episodes):
+        phases = {turn.phase for turn in episode.turns}
+        total = reward_scale * float(episode.won)
+        if "select" in phases and "select" in trained:
+            total += lambda_rerank * float(np.mean(won[episode.group]))
+        if "rerank" in phases and "rerank" in trained:
+            ranked = episode.skill.get("reranked", False) and episode.skill.get("rank_valid", True)
+            total += lambda_rerank * float(episode.skill.get("ndcg", 0.0)) * ranked
+        for t, turn in enumerate(episode.turns):
+            if turn.phase in trained:
+                scores.append(total - invalid_penalty * is_invalid(turn, invalid_kind))
+                groups.append(episode.group)
+                where.append((i, t))
+    normalized = group_normalize(scores, groups, use_std, eps, unbiased=True, lone="keep")
+    out = [[0.0] * len(e.turns) for e in episodes]
+    for (i, t), value in zip(where, normalized.tolist(), strict=True):
+        out[i][t] = value
     return out

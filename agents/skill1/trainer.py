@@ -4,7 +4,9 @@ This module holds :class:`Skill1Trainer`. Each rollout on a ``Skill*`` env runs 
 ``select → rerank → act → distill`` with the same policy; the env retrieves from and admits into
 the run's library (``<run_dir>/library.sqlite``), updates utilities by EMA, and reports NDCG, Û and
 ``r − Û`` in ``info["skill"]``. The trainer turns those into per-phase advantages
-(:func:`agents.skill1.advantages.skill1_turn_advantages`), logs library metrics, and evaluates
+(:func:`agents.skill1.advantages.skill1_turn_advantages`, or with ``credit="released"``
+:func:`~agents.skill1.advantages.skill1_released_turn_advantages`, which leaves the distill turn
+untrained), logs library metrics, and evaluates
 greedily (no UCB, no distillation) on a frozen library. The library snapshot travels with every
 checkpoint (see :class:`agents.grpo.GRPOTrainer`).
 """
@@ -19,8 +21,13 @@ import numpy as np
 
 import skill_gym
 from agents.grpo.trainer import GRPOTrainer
+from agents.grpo.update import Sample
 from agents.rollout import Episode
-from agents.skill1.advantages import skill1_turn_advantages
+from agents.skill1.advantages import (
+    released_trained_phases,
+    skill1_released_turn_advantages,
+    skill1_turn_advantages,
+)
 from agents.skill1.config import Skill1Config
 from skill_gym.library import SkillLibrary
 
@@ -54,6 +61,15 @@ class Skill1Trainer(GRPOTrainer):
 
     def turn_advantages(self, episodes: Sequence[Episode]) -> list[list[float]]:
         cfg = self.config
+        if cfg.credit == "released":
+            return skill1_released_turn_advantages(
+                episodes,
+                lambda_rerank=cfg.lambda_rerank,
+                reward_scale=cfg.reward_scale,
+                invalid_penalty=cfg.invalid_penalty,
+                invalid_kind=cfg.invalid_kind,
+                use_std=cfg.norm_adv_by_std,
+            )
         return skill1_turn_advantages(
             episodes,
             lambda_rerank=cfg.lambda_rerank,
@@ -64,6 +80,13 @@ class Skill1Trainer(GRPOTrainer):
             rerank_baseline=cfg.rerank_baseline,
             phase_invalid_penalty=cfg.phase_invalid_penalty,
         )
+
+    def update(self, samples: list[Sample]) -> dict[str, float]:
+        """With ``credit="released"``, only the phases the released code trains reach the optimizer."""
+        if self.config.credit == "released":
+            trained = released_trained_phases(self.config.lambda_rerank)
+            samples = [s for s in samples if s.phase in trained]
+        return super().update(samples)
 
     def episode_metrics(self, episodes: Sequence[Episode]) -> dict[str, float]:
         out = super().episode_metrics(episodes)
