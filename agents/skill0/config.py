@@ -29,3 +29,13 @@ class Skill0Config(GRPOConfig):
     )
     test_freq: int = _field(10, "Validate with and without skills, and update the curriculum, every N steps.")
     validation_tasks: int = _field(0, "Tasks per validation condition (0: all of the eval split).")
+    step0_budget: Literal["first", "last"] = _field(
+        "first",
+        "Budget of the validation before training: the schedule's first (fixed) or its last, as SkillZero's released "
+        "trainer does by mistake (with [6,3,0] the first test_freq steps then train without skills).",
+    )
+    test_after_train: bool = _field(
+        False,
+        "After the last step, test with every skill file and with none (SkillZero's test_after_train: "
+        "test/full_skill/*, test/no_skill/*); otherwise the run ends at its last step.",
+    )

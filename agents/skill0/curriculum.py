@@ -3,7 +3,8 @@
 This module holds the pure decision functions and :class:`Curriculum`, the state a run keeps:
 
 * :func:`budget_at` — the linearly decaying budget (e.g. ``[6, 3, 0]`` over the run); the first
-  phase's budget applies from step 0 (upstream's first validation used the last budget by mistake);
+  phase's budget applies from step 0 (upstream's first validation used the last budget by mistake:
+  ``step0="last"`` reproduces it);
 * :func:`file_deltas` — per-file helpfulness: mean over the file's task types of
   ``success_with − success_without``;
 * :func:`choose_active` — drop files with Δ < 0, sort by Δ, keep the general file plus the best
@@ -15,21 +16,29 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 __all__ = ["Curriculum", "budget_at", "choose_active", "file_deltas"]
 
 
-def budget_at(step: int, schedule: Sequence[int], total_steps: int, test_freq: int) -> int:
+def budget_at(
+    step: int, schedule: Sequence[int], total_steps: int, test_freq: int, step0: Literal["first", "last"] = "first"
+) -> int:
     """The budget decided at validation ``step`` (0 = before training).
 
-    The run's validations are split into ``len(schedule)`` equal phases.
+    The run's validations are split into ``len(schedule)`` equal phases. ``step0="last"`` reproduces
+    SkillZero's released ``get_current_max_set``: at step 0 its phase index is ``(0 − 1) // test_freq
+    // per_phase = −1``, the schedule's last budget (0: the first ``test_freq`` steps train without skills).
 
     >>> [budget_at(s, [6, 3, 0], 180, 10) for s in (0, 10, 60, 70, 120, 130, 180)]
     [6, 6, 6, 3, 3, 0, 0]
+    >>> budget_at(0, [6, 3, 0], 180, 10, step0="last")
+    0
     """
     if test_freq <= 0:
         raise ValueError(f"test_freq must be positive, got {test_freq}")
+    if step == 0 and step0 == "last":
+        return int(schedule[-1])
     validations = max(total_steps // test_freq, 1)
     per_phase = max(validations // len(schedule), 1)
     index = min(max(step - 1, 0) // test_freq // per_phase, len(schedule) - 1)
@@ -71,6 +80,7 @@ class Curriculum:
     active: list[str]
     general: str = "general_skills"
     decisions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    step0: Literal["first", "last"] = "first"
 
     def update(
         self,
@@ -80,7 +90,7 @@ class Curriculum:
         mapping: Mapping[str, str],
     ) -> dict[str, Any]:
         """Decide the active files after the validation at ``step``; returns the decision record."""
-        budget = budget_at(step, self.schedule, self.total_steps, self.test_freq)
+        budget = budget_at(step, self.schedule, self.total_steps, self.test_freq, self.step0)
         deltas = file_deltas(with_skills, without_skills, mapping)
         self.active = choose_active(deltas, budget, self.general)
         decision = {

@@ -1,7 +1,15 @@
 """SKILL0's part of the recipes (:mod:`agents.recipes`): ``SKILL0_RECIPES[recipe]`` holds the
 ``Skill0Config`` overrides that ``--recipe released`` (ZJU-REAL/SkillZero's code and launch scripts)
 and ``--recipe paper`` (the SKILL0 paper's text) apply on top of the GRPO part; an optional
-``"env:<family>"`` sub-dict (e.g. ``"env:searchqa"``) applies only to that env family."""
+``"env:<family>"`` sub-dict (e.g. ``"env:searchqa"``) applies only to that env family.
+
+Sources of the released values: ``scripts/train_alfworld_skillzero_3b.sh`` and
+``scripts/train_search_skillzero_3b.sh`` (sizes, history, penalties, schedules),
+``verl/trainer/config/ppo_trainer.yaml`` (entropy 0.001, ``test_after_train`` off by default),
+``agent_system/environments/curriculum_skill_manager.py`` (``get_current_max_set``: the step-0
+budget) and ``verl/trainer/ppo/ray_trainer.py`` (``_validate``, the closing test). Prompt limits
+(3,072 ALFWorld, 4,096 Search) have no counterpart: prompts are not truncated here.
+"""
 
 from __future__ import annotations
 
@@ -9,4 +17,47 @@ from typing import Any
 
 __all__ = ["SKILL0_RECIPES"]
 
-SKILL0_RECIPES: dict[str, dict[str, Any]] = {"released": {}, "paper": {}}
+SKILL0_RECIPES: dict[str, dict[str, Any]] = {
+    "released": {
+        "group_size": 8,
+        "tasks_per_step": 16,
+        "total_steps": 180,
+        "max_new_tokens": 512,
+        "history_length": 50,  # env.history_length=50 (ALFWorld, as many as env.max_steps)
+        "learning_rate": 1e-6,
+        "kl_coef": 0.0,  # use_kl_loss=False, use_kl_in_reward=False
+        "entropy_coef": 0.001,
+        "invalid_penalty": 0.1,
+        "val_temperature": 0.4,
+        "mode": "curriculum",
+        "budget_schedule": [6, 3, 0],
+        "test_freq": 10,
+        "step0_budget": "last",  # get_current_max_set(0) indexes the schedule with -1
+        "test_after_train": False,
+        "env:searchqa": {
+            "tasks_per_step": 128,
+            "history_length": 4,
+            "invalid_penalty": 0.01,
+            "budget_schedule": [5, 3, 0],
+            "test_after_train": True,
+        },
+    },
+    # The SKILL0 paper (arXiv 2604.02268): GRPO without KL, curriculum validated every 10 steps; its
+    # first phase's budget from step 0.
+    "paper": {
+        "group_size": 8,
+        "tasks_per_step": 16,
+        "total_steps": 180,
+        "learning_rate": 1e-6,
+        "kl_coef": 0.0,
+        "entropy_coef": 0.001,
+        "invalid_penalty": 0.1,
+        "val_temperature": 0.4,
+        "mode": "curriculum",
+        "budget_schedule": [6, 3, 0],
+        "test_freq": 10,
+        "step0_budget": "first",
+        "env:searchqa": {"tasks_per_step": 128, "invalid_penalty": 0.01, "budget_schedule": [5, 3, 0]},
+    },
+}
+"""Recipe name → ``Skill0Config`` overrides (ALFWorld values; ``"env:searchqa"`` the Search-QA differences)."""

@@ -6,7 +6,8 @@ the general file and the task's file are in the prompt when active. Before train
 and per-file Δ, and (``mode="curriculum"``) keeps the general file plus the most helpful files
 within the phase's budget (:mod:`agents.skill0.curriculum`). Evaluation uses no skills. The
 curriculum state is part of every checkpoint. ``mode="full"`` (all files, always) and
-``mode="none"`` (no files) are the paper's baselines from the same code.
+``mode="none"`` (no files) are the paper's baselines from the same code. With ``test_after_train``
+the run ends as SkillZero's released trainer does: one test with every skill file and one with none.
 """
 
 from __future__ import annotations
@@ -46,7 +47,9 @@ class Skill0Trainer(GRPOTrainer):
         self.files = sorted(self.skill_files.files)
         if self.curriculum is None:  # not restored from a checkpoint
             start = [] if config.mode == "none" else list(self.files)
-            self.curriculum = Curriculum(list(config.budget_schedule), config.total_steps, config.test_freq, start)
+            self.curriculum = Curriculum(
+                list(config.budget_schedule), config.total_steps, config.test_freq, start, step0=config.step0_budget
+            )
         self._apply(self.curriculum.active)
 
     # -- curriculum ----------------------------------------------------------------------------
@@ -100,7 +103,20 @@ class Skill0Trainer(GRPOTrainer):
     def train(self) -> list[dict[str, Any]]:
         if self.step == 0 and self.config.mode == "curriculum" and not self.curriculum.decisions:
             self.log({"step": 0, **self.curriculum_step()})
-        return super().train()
+        done = super().train()
+        if self.config.test_after_train and done:  # this call reached the last step
+            self.log({"step": self.step, **self.final_test()})
+        return done
+
+    def final_test(self) -> dict[str, float]:
+        """SkillZero's closing test: every skill file (curriculum ignored), then none."""
+        out: dict[str, float] = {}
+        for name, active in (("full_skill", self.files), ("no_skill", [])):
+            per_type, overall, tokens = self.validate(active)
+            out[f"test/{name}/success"] = overall
+            out[f"test/{name}/prompt_tokens"] = tokens
+            out.update({f"test/{name}/{t}": v for t, v in per_type.items()})
+        return out
 
     def on_step_end(self, episodes: Sequence[Episode]) -> dict[str, Any]:
         out: dict[str, Any] = {
