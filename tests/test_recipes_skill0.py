@@ -65,6 +65,19 @@ def test_skillzero_folder_is_read_as_it_is(tmp_path):
     assert skills.keys_for("pick_and_place_simple") == ["general_skills", "pick_and_place"]
 
 
+def test_skillzero_search_folder_maps_our_task_types(tmp_path):
+    folder = tmp_path / "search"
+    folder.mkdir()
+    (folder / "general_skills.md").write_text(GENERAL)
+    (folder / "compare.md").write_text(HEAT.replace("TASK: heat", "TASK: compare"))
+    mapping = {"skill_files": {"general_skills": "general_skills.md", "compare": "compare.md"},
+               "task_to_skill": {"compare": "compare"}}  # fmt: skip
+    (folder / "skill_mapping.json").write_text(json.dumps(mapping))
+    skills = StaticSkillSet(folder)
+    assert skills.file_for("comparison") == "compare"  # our Search-QA type; SkillZero's skill_type is "compare"
+    assert "### TASK: compare ###" in skills.render("comparison") and skills.file_for("direct_retrieval") is None
+
+
 def test_skillzero_mapping_errors_name_the_problem(tmp_path):
     broken = {**MAPPING, "skill_files": {**MAPPING["skill_files"], "cool": "cool.md"}}
     with pytest.raises(SkillValidationError, match=r"lists cool\.md, which is missing"):

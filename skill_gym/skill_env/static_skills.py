@@ -21,6 +21,8 @@ from skill_gym.library.record import SkillValidationError
 __all__ = ["GENERAL_KEY", "StaticSkillSet", "starter_skills_dir"]
 
 GENERAL_KEY = "general_skills"
+SKILLZERO_TASK_TYPES = {"comparison": "compare"}
+"""Task types named differently in SkillZero's mappings (its Search-QA ``skill_type`` says ``compare``)."""
 _STARTER_ROOT = Path(__file__).resolve().parent.parent / "skills"
 
 
@@ -92,12 +94,13 @@ class StaticSkillSet:
     def file_for(self, task_type: str) -> str | None:
         """The file key of a task type (``None`` when the task type has no file).
 
-        An exact mapping entry wins; otherwise the longest mapped name contained in ``task_type``
-        (SkillZero's ``pick_and_place`` covers ALFWorld's ``pick_and_place_simple``), then a file
-        named like the task type.
+        An exact mapping entry wins (also under SkillZero's name, :data:`SKILLZERO_TASK_TYPES`);
+        otherwise the longest mapped name contained in ``task_type`` (SkillZero's ``pick_and_place``
+        covers ALFWorld's ``pick_and_place_simple``), then a file named like the task type.
         """
-        if task_type in self.mapping:
-            return self.mapping[task_type]
+        for name in (task_type, SKILLZERO_TASK_TYPES.get(task_type)):
+            if name in self.mapping:
+                return self.mapping[name]
         contained = [name for name in self.mapping if name and name in task_type]
         if contained:
             return self.mapping[max(contained, key=len)]
