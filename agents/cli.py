@@ -6,8 +6,9 @@ This module holds the functions that add them (see :func:`skill_gym.cli.plugin_c
   config dataclass is a flag (``env_id`` is also ``--env``), ``--preset cpu|paper`` picks the size limits,
   ``--recipe released|paper`` the algorithm switches (:mod:`agents.recipes`: flags > preset sizes >
   recipe > preset > defaults);
-* :func:`add_serve_target` — ``skill-gym serve policy``: an OpenAI-compatible chat server on 127.0.0.1;
-* :func:`add_demo_command` — ``skill-gym demo``: the end-to-end demo that ``make demo`` runs.
+* :func:`add_serve_target` — ``skill-gym serve policy``: an OpenAI-compatible chat server on 127.0.0.1.
+
+``skill-gym demo`` (``make demo``) is the leaderboard's: :mod:`benchmarks.demo`.
 
 Heavy imports (torch, transformers) happen when a verb runs, not when the parser is built.
 """
@@ -20,14 +21,12 @@ import importlib
 import json
 import typing
 from collections.abc import Collection
-from pathlib import Path
 from typing import Any
 
 __all__ = [
     "LEARNERS",
     "RECIPE_CHOICES",
     "add_config_flags",
-    "add_demo_command",
     "add_serve_target",
     "add_train_command",
     "train_config",
@@ -140,17 +139,3 @@ def _serve(args: argparse.Namespace) -> int:
 
     serve_main(args.model, args.host, args.port)
     return 0
-
-
-def add_demo_command(commands: Any) -> None:
-    """``skill-gym demo``."""
-    demo = commands.add_parser("demo", help="run the end-to-end demo on the embedded defaults")
-    demo.add_argument("--workdir", default="runs/demo")
-    demo.add_argument("--no-train", action="store_true", help="skip the one-step Skill1 training run")
-    demo.set_defaults(handler=_demo)
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from agents.demo import run_demo
-
-    return run_demo(Path(args.workdir), train=not args.no_train)
