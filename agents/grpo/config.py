@@ -49,9 +49,10 @@ class GRPOConfig:
     )
     lora_alpha: int = _field(32, "LoRA alpha.")
     learning_rate: float = _field(
-        1e-5,
-        "AdamW learning rate. 1e-5 suits the default LoRA adapter (~10x the full fine-tuning rate); the papers and "
-        "released scripts fine-tune all weights at 1e-6 (--recipe released / paper set lora_rank 0 and 1e-6).",
+        3e-5,
+        "AdamW learning rate. 3e-5 moves the default LoRA adapter as far per update as full fine-tuning at 1e-6 "
+        "(benchmarks/perf/lora_learning_rate.py; LoRA at 1e-6 moves it 25x less); the papers and released scripts "
+        "fine-tune all weights at 1e-6 (--recipe released / paper set lora_rank 0 and 1e-6).",
     )
     weight_decay: float = _field(0.0, "AdamW weight decay (verl's actor optimizer: 0.01).")
     warmup_steps: int = _field(0, "Linear warm-up steps of the learning rate.")
