@@ -318,7 +318,8 @@ class SkillEnv(TextEnv):
 
     def _shares_attempts(self) -> bool:
         cfg = self.config
-        return cfg.contrast and cfg.contrast_scope == "library" and cfg.skills == "library" and not cfg.read_only
+        shared = cfg.contrast and cfg.contrast_scope == "library" and cfg.distillation == "policy"
+        return shared and cfg.skills == "library" and not cfg.read_only
 
     def _earlier_attempt(self, success: bool) -> str | None:
         """The latest attempt at this task with the opposite outcome (``None`` without ``contrast``)."""
