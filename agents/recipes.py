@@ -153,14 +153,14 @@ def apply_recipe(learner: str, recipe: str | None, given: dict[str, Any], env_id
     return merged
 
 
-def preset_values(cls: type, preset: str) -> dict[str, Any]:
+def preset_values(cls: type, preset: str, given: dict[str, Any] | None = None) -> dict[str, Any]:
     """The fields a preset sets: ``paper`` none (the class defaults are the papers' values); ``cpu`` those
-    where ``cls.cpu_defaults()`` differs from ``cls()``."""
+    where ``cls.cpu_defaults(**given)`` differs from ``cls(**given)``."""
     if preset == "paper":
         return {}
     if preset != "cpu":
         raise ValueError(f"unknown preset {preset!r}; choose cpu or paper")
-    small, default = cls.cpu_defaults(), cls()
+    small, default = cls.cpu_defaults(**(given or {})), cls(**(given or {}))
     return {
         f.name: getattr(small, f.name)
         for f in dataclasses.fields(cls)
@@ -170,7 +170,7 @@ def preset_values(cls: type, preset: str) -> dict[str, Any]:
 
 def resolve_config(learner: str, cls: type, preset: str, recipe: str | None, given: dict[str, Any]) -> Any:
     """A ``cls`` config from the preset, the recipe and the user's settings, in the module's precedence."""
-    from_preset = preset_values(cls, preset)
+    from_preset = preset_values(cls, preset, given)
     default_env = getattr(cls(), "env_id", None)
     kwargs = {**from_preset, **apply_recipe(learner, recipe, given, env_id=from_preset.get("env_id", default_env))}
     kwargs.update({k: v for k, v in from_preset.items() if k in SIZE_FIELDS and k not in given})
