@@ -145,4 +145,4 @@ def test_maskable_ppo_learns_keyword_through_the_wrapper(encoder) -> None:
     model.learn(3072)
     trained_rate = success_rate(lambda obs, mask: int(model.predict(obs, action_masks=mask, deterministic=True)[0]))
     assert random_rate < 0.5
-    assert trained_rate >= random_rate + 0.3, (trained_rate, random_rate)
+    assert trained_rate >= 0.9, (trained_rate, random_rate)  # 1.0 for seeds 0-2; the random agent ~0.25
