@@ -2,7 +2,8 @@
 
 Every system steps ``n`` envs (``--num-envs``, 8 and 32) of the real ALFWorld engine on the embedded train games:
 each reset draws a random game (cold game loads included), episodes last at most ``--max-steps``, and env ``i``
-plays random admissible commands from its own seeded RNG, with NEXT_STEP autoreset, for ``--steps`` env steps.
+plays random admissible commands from its own seeded RNG, with NEXT_STEP autoreset, for ``--steps`` env steps
+(by default 20 steps of 10-step episodes: each env's timed steps hold one reset, a random game's load).
 Env ``i`` is reset with seed ``seed + i`` everywhere, so every system plays the same episodes: the JSON records a
 fingerprint check of each env's observations across systems.
 
@@ -23,7 +24,7 @@ for 0 CPUs so 32 actors fit on a 2-core box. Other jobs on the machine skew the 
 load average at the start and the end.
 
 Usage:
-    python -m benchmarks.perf.env_pool [--num-envs 8 32] [--steps 20] [--max-steps 20]
+    python -m benchmarks.perf.env_pool [--num-envs 8 32] [--steps 20] [--max-steps 10]
                                        [--out benchmarks/results/env_pool.json]
 """
 
@@ -53,7 +54,9 @@ class Args:
 
     num_envs: list[int] = dataclasses.field(default_factory=lambda: [8, 32], metadata={"help": "pool sizes"})
     steps: int = dataclasses.field(default=20, metadata={"help": "env steps per env after the first reset"})
-    max_steps: int = dataclasses.field(default=20, metadata={"help": "episode limit of every env"})
+    max_steps: int = dataclasses.field(
+        default=10, metadata={"help": "episode limit of every env (10: each env resets once inside 20 steps)"}
+    )
     seed: int = dataclasses.field(default=0, metadata={"help": "env i resets with seed + i; its RNG picks commands"})
     systems: list[str] = dataclasses.field(
         default_factory=lambda: list(SYSTEMS), metadata={"help": "systems to run", "choices": SYSTEMS}
