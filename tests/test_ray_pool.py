@@ -171,6 +171,8 @@ def test_bad_input_gets_clear_errors(ray_session):
         pool.step_async(["a", "b"], env_ids=[2, -1])
     with pytest.raises(ValueError, match="got 1 seeds for 2 envs"):
         pool.reset(seed=[0])
+    with pytest.raises(ValueError, match="unknown task_id 'nope'"):  # an env's own error, raised in its worker
+        pool.reset(options={"task_id": "nope"})
     with pytest.raises(ValueError, match="got 3 values for 2 envs"):
         pool.set_attr("pending_options", [None] * 3)
     with pytest.raises(NoAsyncCallError):

@@ -28,9 +28,7 @@ def make_env(env_id: str, kwargs: dict[str, Any], wrappers: Sequence[Callable[[g
     >>> env.spec.id, env.unwrapped.max_steps
     ('Keyword-v0', 2)
     """
-    import skill_gym  # noqa: F401  (registers the ids in a fresh worker process)
-
-    env = gym.make(env_id, **kwargs)
+    env = gym.make(env_id, **kwargs)  # a fresh worker imported skill_gym (this module's package): ids registered
     for wrapper in wrappers:
         env = wrapper(env)
     return env
