@@ -368,6 +368,7 @@ def test_trainer_gigpo_step_uses_the_switches(tmp_path):
         assert trainer.turn_advantages(episodes) == expected
         metrics = trainer.train_step()
         assert math.isfinite(metrics["loss/total"]) and "loss/dual_clip_frac" in metrics
+        assert metrics["adv/step_group_size"] >= 1.0  # the first turn of a task's rollouts shares one anchor
     finally:
         trainer.close()
     assert GRPOConfig.load(tmp_path / "run" / "config.json").advantage == "gigpo"

@@ -33,6 +33,7 @@ __all__ = [
     "GroupStats",
     "InvalidKind",
     "InvalidScope",
+    "anchor_key",
     "discounted_returns",
     "episode_return",
     "gigpo_step_advantages",
@@ -41,6 +42,7 @@ __all__ = [
     "group_normalize",
     "grpo_turn_advantages",
     "is_invalid",
+    "step_group_sizes",
     "turn_returns",
 ]
 
@@ -192,6 +194,23 @@ def discounted_returns(rewards: Sequence[float], gamma: float) -> list[float]:
     return out
 
 
+def anchor_key(episode: Episode, turn: Turn) -> tuple[Hashable, str]:
+    """GiGPO's step group of an ``act`` turn: its task's group and the observation text it answered."""
+    return episode.group, turn.observation
+
+
+def step_group_sizes(episodes: Sequence[Episode]) -> list[int]:
+    """The size of every GiGPO step group (how many ``act`` turns share an anchor state).
+
+    >>> from agents.rollout import Turn
+    >>> t = lambda o: Turn("act", [], [], [], "", "", True, True, 0.0, observation=o)
+    >>> sorted(step_group_sizes([Episode("t", "x", 0, [t("a"), t("b")]), Episode("t", "x", 0, [t("a")])]))
+    [1, 2]
+    """
+    keys = [anchor_key(e, t) for e in episodes for t in e.turns if t.phase == "act"]
+    return [len(idx) for idx in _members(keys).values()]
+
+
 def gigpo_step_advantages(
     episodes: Sequence[Episode],
     reward_scale: float = 10.0,
@@ -210,7 +229,7 @@ def gigpo_step_advantages(
     observation text the turn answered) is identical. Unbiased std; a lone turn gets 0.
     """
     values: list[float] = []
-    keys: list[tuple[int, str]] = []
+    keys: list[tuple[Hashable, str]] = []
     where: list[tuple[int, int]] = []
     for e, episode in enumerate(episodes):
         act = [t for t, turn in enumerate(episode.turns) if turn.phase == "act"]
@@ -220,7 +239,7 @@ def gigpo_step_advantages(
         for t, ret in zip(act, discounted_returns(rewards, gamma), strict=True):
             turn = episode.turns[t]
             values.append(ret - invalid_penalty * is_invalid(turn, invalid_kind))
-            keys.append((episode.group, turn.observation))
+            keys.append(anchor_key(episode, turn))
             where.append((e, t))
     normalized = group_normalize(values, keys, use_std, eps, unbiased=True, lone="zero")
     out = [[0.0] * len(e.turns) for e in episodes]

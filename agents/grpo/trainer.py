@@ -33,7 +33,7 @@ import skill_gym
 from agents.backends.base import Backend, SamplingConfig
 from agents.backends.hf import LoraSettings, TransformersBackend, load_policy
 from agents.evaluation import evaluate, make_rollout_envs, success_by_type
-from agents.grpo.advantages import episode_return, gigpo_turn_advantages, grpo_turn_advantages
+from agents.grpo.advantages import episode_return, gigpo_turn_advantages, grpo_turn_advantages, step_group_sizes
 from agents.grpo.checkpoint import load_checkpoint, save_checkpoint
 from agents.grpo.config import GRPOConfig
 from agents.grpo.update import PolicyUpdate, Sample, release_freed_memory
@@ -215,6 +215,8 @@ class GRPOTrainer:
             "turns/response_tokens": float(np.mean([len(t.response_ids) for e in episodes for t in e.turns] or [0])),
         }
         out.update({f"success/{k}": v for k, v in success_by_type(episodes).items()})
+        if cfg.advantage == "gigpo":
+            out["adv/step_group_size"] = float(np.mean(step_group_sizes(episodes) or [0]))
         return out
 
     def on_step_end(self, episodes: Sequence[Episode]) -> dict[str, Any]:
