@@ -5,6 +5,11 @@ is and how to answer come from the env itself (:class:`~skill_gym.envs.instructi
 ``env.unwrapped.instructions``); the builder only assembles them: the intro, the skills in context, the
 task, the last ``history_length`` steps, the current observation, the admissible actions or the
 candidates, and the answer format of the current phase. It never branches on an env's name.
+
+When the env's instructions carry a :class:`~skill_gym.envs.instructions.Demonstration`, an act-phase
+prompt opens with it as a finished exchange (the example observation's prompt, then the example answer
+as the assistant's turn): one-shot prompting, which a 135M-parameter model needs to answer in the asked
+form at all (``benchmarks/perf/learning_curve.py``). ``demonstration=False`` leaves it out.
 """
 
 from __future__ import annotations
@@ -26,7 +31,10 @@ class PromptBuilder:
         >>> env = gym.make("Keyword-v0", answer_format="plain")
         >>> obs, info = env.reset(options={"task_id": "plural/box"})
         >>> builder = PromptBuilder(env.unwrapped.instructions)
-        >>> print(builder.build(obs, [], 0)[0]["content"].splitlines()[-1])
+        >>> prompt = builder.build(obs, [], 0)
+        >>> [m["role"] for m in prompt], prompt[1]["content"]  # the env's worked example first
+        (['user', 'assistant', 'user'], 'cats')
+        >>> print(prompt[-1]["content"].splitlines()[-1])
         Answer with the action only, exactly as listed.
         >>> builder.parse("boxes", "act")
         ('boxes', True)
@@ -35,10 +43,24 @@ class PromptBuilder:
     instructions: Instructions
     history_length: int = 2
     max_observation_chars: int = 4000
+    demonstration: bool = True
+    """Open act-phase prompts with the env's worked example, when its instructions carry one."""
 
     def build(self, obs: dict[str, str], history: list[tuple[str, str]], step: int) -> ChatPrompt:
         """The prompt for the current phase; ``history`` holds ``(observation, action)`` of past act steps."""
         phase = obs.get("phase", "act") or "act"
+        example = self.instructions.demonstration if self.demonstration and phase == "act" else None
+        opening: ChatPrompt = []
+        if example is not None:
+            opening = [{"role": "user", "content": self._content(dict(example.observation), [], 0, "act")},
+                       {"role": "assistant", "content": example.response}]  # fmt: skip
+        return [*opening, {"role": "user", "content": self._content(obs, history, step, phase)}]
+
+    def parse(self, text: str, phase: str) -> tuple[str, bool]:
+        """``(action_for_env, format_valid)`` by the env's format for ``phase``."""
+        return self.instructions.parse(text, phase or "act")
+
+    def _content(self, obs: dict[str, str], history: list[tuple[str, str]], step: int, phase: str) -> str:
         parts = [self.instructions.intro]
         if phase == "act":
             parts += self._act(obs, history, step)
@@ -48,11 +70,7 @@ class PromptBuilder:
             if obs.get("candidates"):
                 parts.append(f"Candidate skills:\n{obs['candidates']}")
         parts.append(self.instructions.format(phase).instruction)
-        return [{"role": "user", "content": "\n\n".join(p for p in parts if p)}]
-
-    def parse(self, text: str, phase: str) -> tuple[str, bool]:
-        """``(action_for_env, format_valid)`` by the env's format for ``phase``."""
-        return self.instructions.parse(text, phase or "act")
+        return "\n\n".join(p for p in parts if p)
 
     def _act(self, obs: dict[str, str], history: list[tuple[str, str]], step: int) -> list[str]:
         parts = [obs.get("skills", ""), f"Your task: {obs.get('task', '')}"]

@@ -177,3 +177,24 @@ def test_task_types_filter() -> None:
         KeywordEnv(task_types=["synonym"])
     with pytest.raises(ValueError, match="no tasks"):
         KeywordEnv(task_types=[])
+
+
+@pytest.mark.parametrize("answer_format", ["tagged", "action", "plain"])
+def test_demonstration_is_a_right_answer_in_the_format_outside_the_tasks(answer_format: str) -> None:
+    from agents.prompts import PromptBuilder
+
+    env = KeywordEnv(answer_format=answer_format)
+    example = env.instructions.demonstration
+    assert example is not None and example.observation["task"] not in {t["task"] for t in _tasks_seen(env)}
+    action, valid = env.instructions.parse(example.response)
+    assert valid and action == "cats" and action in example.observation["admissible_actions"].split("\n")
+    obs, _ = env.reset(options={"task_id": "plural/box"})
+    prompt = PromptBuilder(env.instructions).build(obs, [], 0)
+    assert [m["role"] for m in prompt] == ["user", "assistant", "user"] and prompt[1]["content"] == example.response
+    assert "'cat'" in prompt[0]["content"] and "'box'" in prompt[2]["content"]
+    assert PromptBuilder(env.instructions, demonstration=False).build(obs, [], 0) == prompt[2:]
+    assert KeywordEnv(answer_format=answer_format, demonstration=False).instructions.demonstration is None
+
+
+def _tasks_seen(env: KeywordEnv) -> list[dict[str, str]]:
+    return [env.reset(options={"task_id": t})[0] for t in env.task_ids]

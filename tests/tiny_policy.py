@@ -28,7 +28,8 @@ def keyword_vocabulary() -> list[str]:
         obs, _ = env.reset(options={"task_id": task["task_id"]})
         for step in range(3):
             prompt = builder.build(obs, [(obs["observation"], task["answer"])] * step, step)
-            words.update(re.findall(r"\w+|[^\w\s]+", prompt[0]["content"]))
+            for message in prompt:  # the env's worked example, then the prompt
+                words.update(re.findall(r"\w+|[^\w\s]+", message["content"]))
         words.update(task["choices"])
     return ["<pad>", "<unk>", "<eos>", *sorted(words)]
 

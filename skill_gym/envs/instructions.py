@@ -8,6 +8,8 @@ This module holds:
   :class:`PlainAction` (the action alone), :class:`TaggedAnswer` (the last of several tags kept whole, as in
   Search-R1's ``<search>``/``<answer>``) and :class:`WholeResponse` (the whole text goes to the env, which
   parses it — the skill phases);
+* :class:`Demonstration` — a worked example of the act phase (an observation and the right answer in the
+  act format) that a prompt may show first as a finished exchange: small models copy its form;
 * :class:`Instructions` — an env's intro plus one format per phase; every env exposes one as
   ``env.unwrapped.instructions`` (a vector env: ``vec.get_attr("instructions")``), so a learner or a
   third-party agent acts in any registered env without knowing its name.
@@ -30,6 +32,7 @@ from typing import Protocol, runtime_checkable
 
 __all__ = [
     "ANSWER_FORMATS",
+    "Demonstration",
     "Instructions",
     "PlainAction",
     "ResponseFormat",
@@ -149,11 +152,27 @@ ANSWER_FORMATS: Mapping[str, ResponseFormat] = {
 
 
 @dataclasses.dataclass(frozen=True)
+class Demonstration:
+    """A worked example of the act phase: an observation the env could show, and the right answer to it.
+
+    ``response`` is written in the act format of the instructions that carry it. A prompt builder may show it
+    as a finished user/assistant exchange before the real prompt (one-shot prompting); a small instruct model
+    then answers in that form instead of writing sentences. The example task should not be one of the env's
+    own tasks, so it gives away no answer.
+    """
+
+    observation: Mapping[str, str]
+    response: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Instructions:
-    """An env's intro text and the answer format of each phase (``"act"`` always; skill envs add theirs)."""
+    """An env's intro text, the answer format of each phase (``"act"`` always; skill envs add theirs) and,
+    optionally, a :class:`Demonstration` of the act phase."""
 
     intro: str
     formats: Mapping[str, ResponseFormat]
+    demonstration: Demonstration | None = None
 
     def __post_init__(self) -> None:
         if "act" not in self.formats:

@@ -5,12 +5,19 @@ list; the answer is implied by a rule the agent must learn (or read from a skill
 ``opposite`` the answer is the opposite of the shown word, for ``plural`` its plural, for
 ``echo`` the word itself. Reward 1.0 and ``won`` when the chosen word is right; at most
 ``max_steps`` tries. It runs in microseconds, so learners can be tested end to end on CPU.
+
+Its instructions carry a :class:`~skill_gym.envs.instructions.Demonstration` (the plural of 'cat', a word
+outside the tasks) in the chosen answer format: SmolLM2-135M-Instruct, shown it as a finished exchange
+before the prompt, answers with a listed word about half the time at temperature 1.0 instead of never
+(``benchmarks/perf/learning_curve.py``), which is what gives GRPO's groups a signal on CPU.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+from skill_gym.envs.instructions import Demonstration, Instructions
 from skill_gym.envs.text_env import TextEnv, coerce_action
 
 __all__ = ["KeywordEnv"]
@@ -43,6 +50,27 @@ _INSTRUCTIONS = {
 }
 
 
+_EXAMPLE = {"task_type": "plural", "word": "cat", "answer": "cats", "choices": ["cat", "cats", "dog"]}
+"""The demonstration's task: not one of :data:`TASKS`, so it gives no answer away."""
+_EXAMPLE_RESPONSES = {
+    "tagged": "<think>The plural of 'cat' is 'cats'.</think>\n<action>cats</action>",
+    "action": "<action>cats</action>",
+    "plain": "cats",
+}
+"""The demonstration's answer in each answer format of the env."""
+
+
+def _question(task: dict[str, Any]) -> str:
+    return _INSTRUCTIONS[task["task_type"]].format(word=task["word"])
+
+
+def _first_observation(task: dict[str, Any]) -> dict[str, str]:
+    """What ``reset`` shows for ``task``."""
+    question = _question(task)
+    return {"observation": f"{question} Choose one of the admissible actions.", "task": question,
+            "admissible_actions": "\n".join(task["choices"])}  # fmt: skip
+
+
 class KeywordEnv(TextEnv):
     """Pick the right word: a microsecond task for learner tests and learning-sanity checks.
 
@@ -71,10 +99,11 @@ class KeywordEnv(TextEnv):
 
     ## Arguments
     ``max_steps`` (2), ``task_types`` (a subset of ``opposite``, ``plural``, ``echo``), ``render_mode``
-    (``"ansi"``), ``answer_format`` (``"tagged"``, ``"action"`` or ``"plain"``).
+    (``"ansi"``), ``answer_format`` (``"tagged"``, ``"action"`` or ``"plain"``), ``demonstration`` (True: the
+    instructions carry a worked example, the plural of 'cat', in the answer format; False: none).
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version; ``demonstration`` added (on by default).
 
     >>> env = KeywordEnv()
     >>> obs, info = env.reset(options={"task_id": "opposite/hot"})
@@ -92,15 +121,26 @@ class KeywordEnv(TextEnv):
         task_types: list[str] | None = None,
         render_mode: str | None = None,
         answer_format: str | None = None,
+        demonstration: bool = True,
     ) -> None:
         super().__init__(render_mode=render_mode, answer_format=answer_format)
         self.max_steps = max_steps
+        self.demonstration = demonstration
         self.tasks = [t for t in TASKS if task_types is None or t["task_type"] in task_types]
         if not self.tasks:
             raise ValueError(f"no tasks of types {task_types}; known: {sorted({t['task_type'] for t in TASKS})}")
         self.task_ids = [t["task_id"] for t in self.tasks]
         self._task = self.tasks[0]
         self._steps = 0
+
+    @property
+    def instructions(self) -> Instructions:
+        """The intro, the answer format and (with ``demonstration``) the worked example in that format."""
+        plain = super().instructions
+        if not self.demonstration:
+            return plain
+        example = Demonstration(_first_observation(_EXAMPLE), _EXAMPLE_RESPONSES[self.answer_format])
+        return dataclasses.replace(plain, demonstration=example)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
@@ -113,9 +153,7 @@ class KeywordEnv(TextEnv):
                 raise ValueError(f"unknown task_id {task_id!r}; see env.unwrapped.task_ids")
             self._task = matches[0]
         self._steps = 0
-        task = _INSTRUCTIONS[self._task["task_type"]].format(word=self._task["word"])
-        obs = self._observe(None, observation=f"{task} Choose one of the admissible actions.", task=task,
-                            admissible_actions="\n".join(self._task["choices"]))  # fmt: skip
+        obs = self._observe(None, **_first_observation(self._task))
         return obs, self._info(won=False, valid=True)
 
     def step(self, action: str):
@@ -129,13 +167,10 @@ class KeywordEnv(TextEnv):
             text = "Wrong word."
         else:
             text = f"Nothing happens. (Invalid action: {problem or 'not one of the admissible actions'}.)"
-        obs = self._observe(clean or repr(action)[:80], observation=text, task=self._obs_task(),
+        obs = self._observe(clean or repr(action)[:80], observation=text, task=_question(self._task),
                             admissible_actions="\n".join(self._task["choices"]))  # fmt: skip
         truncated = not won and self._steps >= self.max_steps
         return obs, float(won), bool(won), truncated, self._info(won=won, valid=valid)
-
-    def _obs_task(self) -> str:
-        return _INSTRUCTIONS[self._task["task_type"]].format(word=self._task["word"])
 
     def _info(self, won: bool, valid: bool) -> dict[str, Any]:
         return {
