@@ -198,3 +198,13 @@ def test_demonstration_is_a_right_answer_in_the_format_outside_the_tasks(answer_
 
 def _tasks_seen(env: KeywordEnv) -> list[dict[str, str]]:
     return [env.reset(options={"task_id": t})[0] for t in env.task_ids]
+
+
+def test_train_and_test_splits_hold_out_two_words_of_each_type() -> None:
+    train, test = KeywordEnv(split="train").task_ids, KeywordEnv(split="test").task_ids
+    assert len(train) == 12 and len(test) == 6 and not set(train) & set(test)
+    assert sorted(train + test) == sorted(KeywordEnv().task_ids)
+    assert Counter(t.split("/")[0] for t in test) == {"opposite": 2, "plural": 2, "echo": 2}
+    assert KeywordEnv(split="test", task_types=["echo"]).task_ids == ["echo/piano", "echo/tiger"]
+    with pytest.raises(ValueError, match="split must be one of"):
+        KeywordEnv(split="val")

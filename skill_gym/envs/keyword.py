@@ -20,7 +20,7 @@ from typing import Any
 from skill_gym.envs.instructions import Demonstration, Instructions
 from skill_gym.envs.text_env import TextEnv, coerce_action
 
-__all__ = ["KeywordEnv"]
+__all__ = ["SPLITS", "TASKS", "KeywordEnv"]
 
 _OPPOSITES = {"hot": "cold", "up": "down", "left": "right", "open": "closed", "big": "small", "fast": "slow"}
 _PLURALS = {"apple": "apples", "box": "boxes", "knife": "knives", "mouse": "mice", "city": "cities", "leaf": "leaves"}
@@ -43,6 +43,15 @@ def _tasks() -> list[dict[str, Any]]:
 
 
 TASKS = _tasks()
+SPLITS = ("all", "train", "test")
+"""``test`` holds the last two words of each task type (6 tasks), ``train`` the other 12, ``all`` every task."""
+
+
+def _in_split(task: dict[str, Any], split: str) -> bool:
+    held_out = [t["task_id"] for t in TASKS if t["task_type"] == task["task_type"]][-2:]
+    return split == "all" or (task["task_id"] in held_out) == (split == "test")
+
+
 _INSTRUCTIONS = {
     "opposite": "Answer with the opposite of the word '{word}'.",
     "plural": "Answer with the plural of the word '{word}'.",
@@ -77,7 +86,8 @@ class KeywordEnv(TextEnv):
     ## Description
     Each task shows a word and asks for the word a rule implies: its opposite (``opposite``), its
     plural (``plural``) or the word itself (``echo``), to be chosen from a short admissible list.
-    18 tasks, 6 of each type; ``task_id`` is ``"<task_type>/<word>"``.
+    18 tasks, 6 of each type; ``task_id`` is ``"<task_type>/<word>"``. ``split="train"`` keeps 4 words of each
+    type and ``split="test"`` the other 2 (held-out words of the same rules).
 
     ## Action Space
     A string: one of ``obs["admissible_actions"]`` (by default the env asks for it inside
@@ -100,10 +110,11 @@ class KeywordEnv(TextEnv):
     ## Arguments
     ``max_steps`` (2), ``task_types`` (a subset of ``opposite``, ``plural``, ``echo``), ``render_mode``
     (``"ansi"``), ``answer_format`` (``"tagged"``, ``"action"`` or ``"plain"``), ``demonstration`` (True: the
-    instructions carry a worked example, the plural of 'cat', in the answer format; False: none).
+    instructions carry a worked example, the plural of 'cat', in the answer format; False: none), ``split``
+    (``"all"``, ``"train"`` or ``"test"``).
 
     ## Version History
-    * v0: initial version; ``demonstration`` added (on by default).
+    * v0: initial version; ``demonstration`` (on by default) and ``split`` (``"all"`` by default) added.
 
     >>> env = KeywordEnv()
     >>> obs, info = env.reset(options={"task_id": "opposite/hot"})
@@ -122,11 +133,14 @@ class KeywordEnv(TextEnv):
         render_mode: str | None = None,
         answer_format: str | None = None,
         demonstration: bool = True,
+        split: str = "all",
     ) -> None:
         super().__init__(render_mode=render_mode, answer_format=answer_format)
         self.max_steps = max_steps
         self.demonstration = demonstration
-        self.tasks = [t for t in TASKS if task_types is None or t["task_type"] in task_types]
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        self.tasks = [t for t in TASKS if (task_types is None or t["task_type"] in task_types) and _in_split(t, split)]
         if not self.tasks:
             raise ValueError(f"no tasks of types {task_types}; known: {sorted({t['task_type'] for t in TASKS})}")
         self.task_ids = [t["task_id"] for t in self.tasks]
