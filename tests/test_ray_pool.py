@@ -4,10 +4,17 @@ bad input, and GRPO rollouts and evaluation over the pool."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import shutil
 import signal
+import socket
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -18,6 +25,7 @@ import skill_gym
 from skill_gym.library import SkillLibrary
 from skill_gym.vector import RayVectorEnv
 
+ROOT = Path(__file__).resolve().parent.parent
 GOOD_SKILL = '{"description": "Answer with the word \'apple\'.", "strategy": "Answer with the word itself."}'
 
 
@@ -204,3 +212,43 @@ def test_grpo_rollouts_and_evaluation_run_over_the_pool(ray_session, tmp_path):
     assert metrics["step"] == 1 and np.isfinite(metrics["reward/mean"])
     trainer.close()
     assert trainer.envs.closed
+
+
+_CLUSTER_DRIVER = """
+import json, ray, skill_gym
+envs = skill_gym.make_vec("Keyword-v0", 3, vectorization_mode="ray")  # connects to $RAY_ADDRESS
+envs.reset(seed=0, options={"task_id": "echo/apple"})
+rewards = envs.step(["apple", "river", "apple"])[1]
+print(json.dumps({"gcs": ray.get_runtime_context().gcs_address, "workers": envs.worker_env_ids,
+                  "rewards": rewards.tolist()}))
+envs.close()
+"""
+
+
+@pytest.mark.slow  # starts a Ray head node (~10-20 s)
+def test_a_pool_on_a_running_cluster():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    temp_dir = tempfile.mkdtemp(prefix="rayt", dir="/tmp")  # short: Ray's socket paths live under it
+    log = Path(temp_dir) / "head.log"
+    command = [str(Path(sys.executable).parent / "ray"), "start", "--head", f"--port={port}", "--num-cpus=2",
+               "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}", "--block"]  # fmt: skip
+    with log.open("w") as out:
+        head = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while "Ray runtime started" not in log.read_text():
+            assert head.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.5)
+        env = {**os.environ, "RAY_ADDRESS": f"127.0.0.1:{port}", "RAY_AUTH_MODE": "token"}
+        run = subprocess.run([sys.executable, "-c", _CLUSTER_DRIVER], env=env, cwd=ROOT, capture_output=True,
+                             text=True, timeout=300)  # fmt: skip
+        assert run.returncode == 0, run.stderr[-3000:]
+        result = json.loads(run.stdout.strip().splitlines()[-1])
+        assert result["gcs"].endswith(f":{port}")  # the running cluster, not a new local Ray
+        assert result["workers"] == [[0, 1], [2]] and result["rewards"] == [1.0, 0.0, 1.0]
+    finally:
+        head.send_signal(signal.SIGTERM)  # the head drains and stops the processes it started
+        head.wait(timeout=90)
+        shutil.rmtree(temp_dir, ignore_errors=True)
