@@ -5,6 +5,7 @@ Modules, one idea each:
 * :mod:`.kb` — the embedded knowledge base: a fictional world written out as a corpus and question sets;
 * :mod:`.data` — loading question rows (Search-R1's parquet schema) and finding the corpus;
 * :mod:`.scoring` — Search-R1's exact-match scoring (``qa_em.py``) and the env's own reward;
+* :mod:`.protocol` — what every retriever shares (hits, the protocol, errors, query checks);
 * :mod:`.retriever`, :mod:`.client`, :mod:`.server` — BM25 / dense retrieval in-process, over HTTP, and served;
 * :mod:`.env` — :class:`~skill_gym.envs.searchqa.env.SearchQAEnv`, the Gymnasium environment;
 * :mod:`.oracle` — scripted agents: the oracle (follows a question's evidence) and a random one.

@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from skill_gym.envs.searchqa.retriever import DEFAULT_TOPK, Hit, RetrieverUnavailable, check_queries
+from skill_gym.envs.searchqa.protocol import DEFAULT_TOPK, Hit, RetrieverUnavailable, check_queries
 
 __all__ = ["RemoteRetriever", "RetrieverUnavailable"]
 

@@ -2,7 +2,7 @@
 
 This module holds:
 
-* :class:`Hit` and :class:`Retriever` — Search-R1's result item (``{"document": {...}, "score": s}``) and the
+* :class:`Hit` and :class:`Retriever` (from :mod:`.protocol`, re-exported) — Search-R1's result item (``{"document": {...}, "score": s}``) and the
   protocol every retriever follows (batched ``search``, ``close``);
 * :class:`RetrieverError` and :class:`RetrieverUnavailable` — a retriever that cannot be built or loaded, and
   a remote one that cannot answer (what the env turns into an observation and an ``info`` flag);
@@ -33,11 +33,19 @@ import threading
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypedDict, runtime_checkable
+from typing import Any
 
 import numpy as np
 
 from skill_gym.assets import DEFAULT_ENCODER, cache_dir, file_lock
+from skill_gym.envs.searchqa.protocol import (
+    DEFAULT_TOPK,
+    Hit,
+    Retriever,
+    RetrieverError,
+    RetrieverUnavailable,
+    check_queries,
+)
 
 __all__ = [
     "DEFAULT_TOPK",
@@ -58,47 +66,9 @@ __all__ = [
     "read_corpus",
 ]
 
-DEFAULT_TOPK = 3
-"""Passages per query in Search-R1's training and evaluation scripts."""
-
 _INDEX_FORMAT = 1
 _META = "meta.json"
 _CORPUS = "corpus.jsonl"
-
-
-class Hit(TypedDict):
-    """One retrieved passage, exactly as Search-R1's server returns it with ``return_scores: true``."""
-
-    document: dict[str, Any]
-    score: float
-
-
-@runtime_checkable
-class Retriever(Protocol):
-    """Batched top-k passage search: one list of hits (best first) per query."""
-
-    def search(self, queries: Sequence[str], topk: int = DEFAULT_TOPK) -> list[list[Hit]]:
-        """The ``topk`` best passages for each of ``queries`` (fewer when fewer match)."""
-        ...
-
-    def close(self) -> None:
-        """Release what the retriever holds (a connection); local retrievers hold nothing to release."""
-        ...
-
-
-class RetrieverError(RuntimeError):
-    """A retriever could not be built, loaded or asked; the message says what and where."""
-
-
-class RetrieverUnavailable(RetrieverError):
-    """A remote retriever did not answer usefully after its retries (down, timing out, refusing, garbled).
-
-    ``status`` is the last HTTP status received, or ``None`` when no response came back.
-    """
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class CorpusError(ValueError):
@@ -219,20 +189,6 @@ def format_passages(hits: Sequence[Hit]) -> str:
         title, _, text = contents.partition("\n")
         lines.append(f"Doc {rank}(Title: {title}) {text}\n")
     return "".join(lines)
-
-
-def check_queries(queries: object, topk: object) -> list[str]:
-    """``queries`` as a list of strings after checking it and ``topk`` (a positive integer); else ``ValueError``."""
-    if isinstance(queries, str | bytes):
-        raise ValueError("queries must be a list of strings, not one string (wrap it in a list)")
-    if not isinstance(queries, Sequence):
-        raise ValueError(f"queries must be a list of strings, got {type(queries).__name__}")
-    for i, query in enumerate(queries):
-        if not isinstance(query, str):
-            raise ValueError(f"queries[{i}] must be a string, got {type(query).__name__}")
-    if isinstance(topk, bool) or not isinstance(topk, int | np.integer) or topk < 1:
-        raise ValueError(f"topk must be a positive integer, got {topk!r}")
-    return list(queries)
 
 
 def _hits(documents: Sequence[dict[str, Any]], rows: Iterable[int], scores: Iterable[float]) -> list[Hit]:
