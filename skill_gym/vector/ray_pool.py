@@ -405,15 +405,15 @@ class _InfoBatch:
 
 
 def connect(address: str | None = None) -> None:
-    """Initialise Ray unless it is: the cluster at ``address`` (or ``$RAY_ADDRESS``), else a local Ray bound
-    to 127.0.0.1 with the dashboard off."""
+    """Initialise Ray unless it is: the cluster at ``address`` (or ``$RAY_ADDRESS``; ``"auto"``: the one
+    ``ray start`` made on this machine), else a new local Ray bound to 127.0.0.1 with the dashboard off."""
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
         ray.init(address=address, logging_level=logging.WARNING)
-    else:
-        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", logging_level=logging.WARNING)
+    else:  # "local": never a cluster some earlier `ray start` left recorded in /tmp/ray
+        ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1", logging_level=logging.WARNING)
 
 
 def _resolve_num_workers(num_envs: int, num_workers: int | None, envs_per_worker: int | None) -> int:
