@@ -24,7 +24,7 @@ from typing import Any
 __all__ = ["DemoPlan", "add_demo_command", "run_demo"]
 
 SUITES = ("alfworld:eval_out_of_distribution", "webshop", "searchqa")
-MODEL_STEP_LIMITS = {"alfworld": 10, "webshop": 8, "searchqa": 4}
+MODEL_STEP_LIMITS = {"alfworld": 6, "webshop": 6, "searchqa": 4}
 """Env step limits of the SmolLM2 rows (the baselines keep the suites' own: 50, 15, 4)."""
 
 
@@ -34,10 +34,10 @@ class DemoPlan:
 
     baseline_episodes: int = 12
     """Episodes per suite for the random and expert agents (ALFWorld: two of each task type)."""
-    model_episodes: int = 6
+    model_episodes: int = 3
     """Episodes per suite for each SmolLM2 agent (0: no model rows)."""
     max_new_tokens: int = 48
-    num_envs: int = 6
+    num_envs: int = 4
 
 
 def add_demo_command(commands: Any) -> None:

@@ -307,3 +307,10 @@ def test_released_recipe_runs_and_never_trains_the_distill_turn(tmp_path):
     trainer.config.credit = "paper"  # the paper's credit trains the same turns
     assert trainer.update(distill)["loss/grad_norm"] > 0.0
     trainer.close()
+
+
+def test_skill1_refuses_gigpo_rather_than_ignoring_it():
+    from agents.skill1.config import Skill1Config
+
+    with pytest.raises(ValueError, match="advantage='gigpo' is not available with Skill1"):
+        Skill1Config(advantage="gigpo")

@@ -81,6 +81,14 @@ class Skill1Config(GRPOConfig):
         "navigation_lesson, description_head} stored as 'Action Insight: … | Navigation Insight: …'.",
     )
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.advantage != "grpo":
+            raise ValueError(
+                f"advantage={self.advantage!r} is not available with Skill1: its credit assignment (credit="
+                f"{self.credit!r}) gives each phase its own advantage; use advantage='grpo'"
+            )
+
     def skill_env_kwargs(self, training: bool) -> dict[str, Any]:
         """Keyword arguments for the Skill* env in training or (frozen, greedy) evaluation."""
         kwargs = {
