@@ -126,6 +126,8 @@ class VerlEnvActor:
     """verl-agent's ``AlfworldWorker`` shape: one env per Ray actor, ``step``/``reset`` called remotely."""
 
     def __init__(self, env_kwargs: dict[str, Any]) -> None:
+        import skill_gym  # noqa: F401  (registers the ids: run as a script, this class reaches the actor by value)
+
         self.env = gym.make("Alfworld-v0", **env_kwargs)
 
     def reset(self, seed: int | None = None) -> tuple[dict[str, str], dict[str, Any]]:
