@@ -17,11 +17,12 @@ fingerprint check of each env's observations across systems.
   workers are done and their envs' next actions go out at once, without waiting for the slowest worker.
 
 Reported per system and size: env steps/s over the stepping (after the first reset), its ratio to ``async``
-and to ``verl``, the seconds to start the envs and reset them the first time, and the CPU cores the run kept
-busy (driver + env processes, psutil). The ``async`` runs go first, before Ray starts (they fork). Ray runs
-locally (``ray.init(include_dashboard=False)``, all CPUs, bound to 127.0.0.1); every Ray actor here asks
-for 0 CPUs so 32 actors fit on a 2-core box. Other jobs on the machine skew the figures: the JSON records the
-load average at the start and the end.
+and to ``verl``, the seconds to start the envs and reset them the first time, and, over the stepping, the CPU
+the whole process tree used (driver, env processes, Ray's GCS, raylet and workers; psutil) per env step and
+as cores kept busy. On a box shared with other jobs, steps/s follows the CPU share each system wins, and 32
+processes win more of it than 2: CPU ms per env step is the figure such load skews least. The JSON records
+the load average at the start and the end. The ``async`` runs go first, before Ray starts (they fork). Ray
+runs locally (all CPUs, bound to 127.0.0.1); every Ray actor here asks for 0 CPUs so 32 fit on 2 cores.
 
 Usage:
     python -m benchmarks.perf.env_pool [--num-envs 8 32] [--steps 20] [--max-steps 10]
@@ -89,10 +90,30 @@ def _column(obs: dict[str, Sequence[str]], i: int) -> dict[str, str]:
     return {key: values[i] for key, values in obs.items()}
 
 
-def run_vector(vec: gym.vector.VectorEnv, args: Args, walk: Walk) -> tuple[float, float]:
+class TreeClock:
+    """CPU seconds of this process and every process under it (env processes; Ray's GCS, raylet and workers)."""
+
+    def __init__(self) -> None:
+        self.pids: set[int] = set()
+        self.start = 0.0
+
+    def read(self) -> float:
+        import psutil
+
+        me = psutil.Process()
+        self.pids |= {me.pid, *(child.pid for child in me.children(recursive=True))}
+        return common.cpu_seconds(sorted(self.pids))
+
+    def begin(self) -> None:
+        """Start the stepping window (after the first reset)."""
+        self.start = self.read()
+
+
+def run_vector(vec: gym.vector.VectorEnv, args: Args, walk: Walk, clock: TreeClock) -> tuple[float, float]:
     """Blocking ``step`` of every env, ``args.steps`` times: (first reset seconds, stepping seconds)."""
     (obs, _), reset_s = common.timed(lambda: vec.reset(seed=args.seed))
     actions = [walk.see(i, _column(obs, i)) for i in range(vec.num_envs)]
+    clock.begin()
     began = time.perf_counter()
     for _ in range(args.steps):
         obs, _, terminated, truncated, _ = vec.step(actions)
@@ -100,11 +121,12 @@ def run_vector(vec: gym.vector.VectorEnv, args: Args, walk: Walk) -> tuple[float
     return reset_s, time.perf_counter() - began
 
 
-def run_ready(pool: Any, args: Args, walk: Walk) -> tuple[float, float]:
+def run_ready(pool: Any, args: Args, walk: Walk, clock: TreeClock) -> tuple[float, float]:
     """The pool driven envpool-style: whatever is ready comes back and goes out again, until every env made
     ``args.steps`` steps."""
     (obs, _), reset_s = common.timed(lambda: pool.reset(seed=args.seed))
     actions = {i: walk.see(i, _column(obs, i)) for i in range(pool.num_envs)}
+    clock.begin()
     began = time.perf_counter()
     pool.step_async(list(actions.values()), env_ids=list(actions))
     in_flight = pool.num_envs
@@ -140,7 +162,7 @@ class VerlEnvActor:
         return os.getpid()
 
 
-def run_verl(actors: list[Any], args: Args, walk: Walk) -> tuple[float, float]:
+def run_verl(actors: list[Any], args: Args, walk: Walk, clock: TreeClock) -> tuple[float, float]:
     """verl-agent's loop: every step one call per env (a reset for an env whose episode ended), then ``ray.get``."""
     import ray
 
@@ -149,6 +171,7 @@ def run_verl(actors: list[Any], args: Args, walk: Walk) -> tuple[float, float]:
     reset_s = time.perf_counter() - began
     actions = [walk.see(i, obs) for i, (obs, _) in enumerate(first)]
     done = [False] * len(actors)
+    clock.begin()
     began = time.perf_counter()
     for _ in range(args.steps):
         calls = [
@@ -166,7 +189,7 @@ def run_verl(actors: list[Any], args: Args, walk: Walk) -> tuple[float, float]:
 def bench(system: str, n: int, args: Args) -> dict[str, Any]:
     """Start ``system`` with ``n`` envs, play the walk, close it; its figures and the envs' fingerprints."""
     env_kwargs = {"max_steps": args.max_steps}
-    walk = Walk(n, args.seed)
+    walk, clock = Walk(n, args.seed), TreeClock()
     began = time.perf_counter()
     if system == "verl":
         import ray
@@ -175,9 +198,8 @@ def bench(system: str, n: int, args: Args) -> dict[str, Any]:
         actors = [actor_class.remote(env_kwargs) for _ in range(n)]
         pids = ray.get([actor.pid.remote() for actor in actors])
         make_s = time.perf_counter() - began
-        cpu0, parent0 = common.cpu_seconds(pids), time.process_time()
-        reset_s, step_s = run_verl(actors, args, walk)
-        cpu_s = common.cpu_seconds(pids) - cpu0 + time.process_time() - parent0
+        reset_s, step_s = run_verl(actors, args, walk, clock)
+        cpu_s = clock.read() - clock.start
         for actor in actors:
             ray.kill(actor)
     else:
@@ -189,10 +211,9 @@ def bench(system: str, n: int, args: Args) -> dict[str, Any]:
             vec = skill_gym.make_vec("Alfworld-v0", n, vectorization_mode="ray", **env_kwargs)
             pids = vec.worker_pids()
         make_s = time.perf_counter() - began
-        cpu0, parent0 = common.cpu_seconds(pids), time.process_time()
         runner = run_ready if system == "ray_ready" else run_vector
-        reset_s, step_s = runner(vec, args, walk)
-        cpu_s = common.cpu_seconds(pids) - cpu0 + time.process_time() - parent0
+        reset_s, step_s = runner(vec, args, walk, clock)
+        cpu_s = clock.read() - clock.start
         vec.close()
     return {
         "system": system,
@@ -204,7 +225,8 @@ def bench(system: str, n: int, args: Args) -> dict[str, Any]:
         "step_s": step_s,
         "steps_per_s": n * args.steps / step_s,
         "episodes_ended": walk.episodes,
-        "cores_used": cpu_s / (reset_s + step_s),
+        "cores_used": cpu_s / step_s,
+        "cpu_ms_per_step": 1e3 * cpu_s / (n * args.steps),
         "fingerprints": walk.fingerprints(),
     }
 
@@ -246,7 +268,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         runs.append(bench(system, n, args))
         r = runs[-1]
         print(f"  {system:>9} n={n:>2}: {r['steps_per_s']:7.1f} steps/s, start {r['make_s']:.1f} s, first reset "
-              f"{r['first_reset_s']:.1f} s, {r['processes']} processes, {r['cores_used']:.2f} cores", flush=True)  # fmt: skip
+              f"{r['first_reset_s']:.1f} s, {r['processes']} processes, {r['cpu_ms_per_step']:.1f} CPU ms/step, "
+              f"{r['cores_used']:.2f} cores", flush=True)  # fmt: skip
     table = ratios(runs)
     same = same_walks(runs)
     rows = []
@@ -254,9 +277,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         x = table[str(r["num_envs"])][r["system"]]
         rows.append([r["num_envs"], r["system"], r["processes"], f"{r['steps_per_s']:.1f}",
                      f"{x.get('vs_async', float('nan')):.2f}", f"{x.get('vs_verl', float('nan')):.2f}",
-                     f"{r['make_s']:.1f}", f"{r['first_reset_s']:.1f}", f"{r['cores_used']:.2f}"])  # fmt: skip
+                     f"{r['make_s']:.1f}", f"{r['first_reset_s']:.1f}", f"{r['cpu_ms_per_step']:.1f}",
+                     f"{r['cores_used']:.2f}"])  # fmt: skip
     print()
-    common.print_table(["envs", "system", "procs", "steps/s", "x async", "x verl", "start s", "reset s", "cores"], rows)
+    headers = ["envs", "system", "procs", "steps/s", "x async", "x verl", "start s", "reset s", "cpu ms/step", "cores"]
+    common.print_table(headers, rows)
     print(f"\nsame observations in every system: {same}")
     wall_s = time.perf_counter() - began
     result = {
@@ -273,7 +298,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "systems": "async = gym AsyncVectorEnv, one process per env (anchor); verl = one Ray actor per env, "
             "ray.get on all every step (verl-agent); ray_pool = RayVectorEnv defaults, blocking step; ray_ready = "
             "the same pool, step_wait(min_ready=1) and resend at once",
-            "cores": "driver + env process CPU seconds / wall seconds of first reset + stepping (psutil)",
+            "cpu": "CPU seconds of the driver and every process under it (env processes, Ray's GCS, raylet and "
+            "workers) over the stepping, per env step and per wall second (cores)",
         },
         "runs": runs,
         "ratios": table,
