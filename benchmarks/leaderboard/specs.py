@@ -181,8 +181,8 @@ class LoadedAgent:
         kwargs: dict[str, Any] = {}
         if self.entry.inner.kind in ("expert", "oracle"):
             kwargs.update(suite.expert_kwargs)
-        if self.entry.uses_library:
-            kwargs.update(selection="similarity", distillation="none", read_only=True)
+        if self.entry.uses_library:  # the best starter skill in context: Skill1's released cut-off (0.05), not 0.4
+            kwargs.update(selection="similarity", distillation="none", read_only=True, min_similarity=0.05)
         return kwargs
 
     def player(self, suite: Suite, seed: int, instructions: Any) -> Any:
