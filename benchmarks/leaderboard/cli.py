@@ -40,7 +40,12 @@ def add_leaderboard_command(commands: Any) -> None:
     run.add_argument("--seeds", type=int, default=1, help="seeds 0..K-1 (mean ± std over them)")
     run.add_argument("--out", default=DEFAULT_OUT, help="folder of transcripts, tables, plots and the page")
     run.add_argument("--num-envs", type=int, default=4, help="episodes played side by side")
-    run.add_argument("--vectorization-mode", choices=["sync", "async"], default="sync")
+    run.add_argument(
+        "--vectorization-mode",
+        choices=["sync", "async", "ray"],
+        default="sync",
+        help="envs in this process, in worker processes, or in Ray actors (RAY_ADDRESS for a cluster)",
+    )
     run.add_argument("--step-timeout", type=float, default=30.0, help="seconds per step for third-party agents")
     run.add_argument("--max-steps", type=int, default=None, help="env step limit for every suite")
     run.add_argument("--env-kwargs", type=json.loads, default=None, help="extra env arguments (JSON object)")
