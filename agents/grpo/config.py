@@ -138,9 +138,14 @@ class GRPOConfig:
 
     @classmethod
     def cpu_defaults(cls, **overrides: Any) -> GRPOConfig:
-        """Small settings for a CPU run with SmolLM2-135M (minutes, not hours)."""
+        """Small settings for a CPU run with SmolLM2-135M (minutes, not hours).
+
+        The learning rate is 1e-4: a CPU run has a few dozen steps, not hundreds, and a LoRA adapter at 1e-5
+        moves the policy about a third as far per step as the papers' full fine-tuning at 1e-6
+        (``benchmarks/perf/lora_learning_rate.py``); ``benchmarks/perf/learning_curve.py`` shows the curve.
+        """
         small = dict(
-            total_steps=2, tasks_per_step=2, group_size=2, max_new_tokens=48, learning_rate=1e-5,
+            total_steps=2, tasks_per_step=2, group_size=2, max_new_tokens=48, learning_rate=1e-4,
             mini_batch_size=64, micro_batch_size=4, micro_batch_tokens=1024, gradient_checkpointing=True,
             max_turns=12, env_kwargs={"max_steps": 4},
         )  # fmt: skip
