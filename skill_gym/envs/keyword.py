@@ -8,7 +8,7 @@ list; the answer is implied by a rule the agent must learn (or read from a skill
 
 Its instructions carry a :class:`~skill_gym.envs.instructions.Demonstration` (the plural of 'cat', a word
 outside the tasks) in the chosen answer format: SmolLM2-135M-Instruct, shown it as a finished exchange
-before the prompt, answers with a listed word about half the time at temperature 1.0 instead of never
+before the prompt, answers with a listed word about a third of the time at temperature 1.0 instead of never
 (``benchmarks/perf/learning_curve.py``), which is what gives GRPO's groups a signal on CPU.
 """
 
