@@ -141,7 +141,9 @@ def test_capacity_evicts_lowest_value(tmp_path):
     vectors = _unit(rng, 4)
     specs = [("keep-a", 0.9, 9), ("low", 0.1, 9), ("keep-b", 0.8, 2)]
     for (sid, u, n), vector in zip(specs, vectors, strict=False):
-        assert lib.admit(Skill(description=sid, strategy=sid, id=sid, utility=u, n_retrieved=n), vector).status == "added"
+        assert (
+            lib.admit(Skill(description=sid, strategy=sid, id=sid, utility=u, n_retrieved=n), vector).status == "added"
+        )
     result = lib.admit(Skill(description="new", strategy="new", id="new"), vectors[3])
     assert result.status == "added" and result.evicted == ("low",)
     assert sorted(s.id for s in lib.skills()) == ["keep-a", "keep-b", "new"]
@@ -237,7 +239,9 @@ def test_bad_inputs_write_nothing(library):
     with pytest.raises(StoreError, match="already in the library"):
         library.add([_skill("clean", id="dup"), _skill("look", id="dup")])
     assert len(library) == 1 and library.store.seq() == before
-    unicode_skill = Skill(description="Réchauffer un objet au micro-ondes — 加热物体", strategy="Utiliser le micro-ondes ✓")
+    unicode_skill = Skill(
+        description="Réchauffer un objet au micro-ondes — 加热物体", strategy="Utiliser le micro-ondes ✓"
+    )
     assert library.admit(unicode_skill).status == "added"
     assert library.get(unicode_skill.id).description == unicode_skill.description
 

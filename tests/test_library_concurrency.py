@@ -93,7 +93,9 @@ _KILLED_WRITER = textwrap.dedent(
 def test_sigkilled_writer_loses_nothing_acknowledged(tmp_path):
     path = tmp_path / "killed.sqlite"
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    proc = subprocess.Popen([sys.executable, "-c", _KILLED_WRITER, str(path)], stdout=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_WRITER, str(path)], stdout=subprocess.PIPE, text=True, env=env
+    )
     acknowledged: list[str] = []
     deadline = time.time() + 120
     while len(acknowledged) < 400 and time.time() < deadline:

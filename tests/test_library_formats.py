@@ -119,9 +119,12 @@ def test_upstream_skill1_and_skillrl_files_import(tmp_path):
         ("{not json", "invalid JSON at line 1"),
         ('{"format": "skill-gym", "skills": {}}', "'skills' must be a list"),
         ('{"format": "skill-gym", "skills": [{"description": "x"}]}', "missing required field 'strategy'"),
-        ('{"format": "skill-gym", "skills": [{"description": "x", "strategy": "y", "colour": 1}]}', "unknown skill field"),
+        (
+            '{"format": "skill-gym", "skills": [{"description": "x", "strategy": "y", "colour": 1}]}',
+            "unknown skill field",
+        ),
         ('[{"strategy": "y", "description_head": 5}]', "description must be a string"),
-        ('[3]', "expected an object"),
+        ("[3]", "expected an object"),
         ('{"hello": 1}', "cannot tell the skill format"),
     ],
 )
