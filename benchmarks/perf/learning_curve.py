@@ -149,6 +149,8 @@ def plot(result: dict[str, Any], path: str) -> None:
     for i, (name, run_) in enumerate(result["runs"].items()):
         for j, (when, key) in enumerate((("before", "held_out_before"), ("after", "held_out_after"))):
             for k, metric in enumerate(("success", "valid_action")):
+                if not run_.get(key):
+                    continue  # not measured (a run cut short)
                 r = run_[key]["sampled"][metric]
                 x = i * 5 + j * 2 + k * 0.8
                 axes[2].bar(x, r["rate"], width=0.7, color=f"C{k}", alpha=0.45 if when == "before" else 0.9)
@@ -173,6 +175,7 @@ def main(args: Args) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="learning-curve-"))
     try:
         default = run(args, args.learning_rate or None, root)
+        common.write_json(args.out, {"partial": "the anchor run has not finished", "runs": {"default": default}})
         runs = {"default": default, "anchor": run(args, ANCHOR_LR, root, before=default["held_out_before"])}
     finally:
         shutil.rmtree(root, ignore_errors=True)
