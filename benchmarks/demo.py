@@ -24,7 +24,7 @@ from typing import Any
 __all__ = ["DemoPlan", "add_demo_command", "run_demo"]
 
 SUITES = ("alfworld:eval_out_of_distribution", "webshop", "searchqa")
-MODEL_STEP_LIMITS = {"alfworld": 2, "webshop": 2, "searchqa": 2}
+MODEL_STEP_LIMITS = {"alfworld": 4, "webshop": 4, "searchqa": 3}
 """Env step limits of the SmolLM2 rows (the baselines keep the suites' own: 50, 15, 4). On two CPU cores the 135M
 model reads a few dozen prompt tokens per second per core, so each step of a few hundred tokens costs seconds: the
 demo shows the model plugged in, not its score (``--model-episodes`` and ``skill-gym leaderboard run`` go further)."""
@@ -36,7 +36,7 @@ class DemoPlan:
 
     baseline_episodes: int = 12
     """Episodes per suite for the random and expert agents (ALFWorld: two of each task type)."""
-    model_episodes: int = 1
+    model_episodes: int = 3
     """Episodes per suite for each SmolLM2 agent (0: no model rows)."""
     max_new_tokens: int = 32
     num_envs: int = 4
