@@ -24,7 +24,7 @@ from typing import Any
 __all__ = ["DemoPlan", "add_demo_command", "run_demo"]
 
 SUITES = ("alfworld:eval_out_of_distribution", "webshop", "searchqa")
-MODEL_STEP_LIMITS = {"alfworld": 4, "webshop": 4, "searchqa": 3}
+MODEL_STEP_LIMITS = {"alfworld": 3, "webshop": 3, "searchqa": 3}
 """Env step limits of the SmolLM2 rows (the baselines keep the suites' own: 50, 15, 4). On two CPU cores the 135M
 model reads a few dozen prompt tokens per second per core, so each step of a few hundred tokens costs seconds: the
 demo shows the model plugged in, not its score (``--model-episodes`` and ``skill-gym leaderboard run`` go further)."""
