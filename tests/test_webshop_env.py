@@ -421,7 +421,7 @@ def test_reset_pins_tasks_and_seeds_repeat(env) -> None:
 def test_arguments_are_checked() -> None:
     from skill_gym.envs.webshop.env import WebShopEnv
 
-    for kwargs, message in [({"backend": "browser"}, "backend must be one of"), ({"reward": "x"}, "reward must be"),
+    for kwargs, message in [({"backend": "lynx"}, "backend must be one of"), ({"reward": "x"}, "reward must be"),
                             ({"observation_mode": "html"}, "observation_mode"), ({"max_steps": 0}, "max_steps"),
                             ({"split": "dev"}, "split")]:  # fmt: skip
         with pytest.raises(ValueError, match=message):

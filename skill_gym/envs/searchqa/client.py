@@ -5,7 +5,7 @@ sends Search-R1's request (``POST /retrieve`` with ``{"queries": [...], "topk": 
 and checks the reply's shape (``{"result": [[{"document": {...}, "score": s}, ...], ...]}``). Connection
 failures, timeouts and 5xx answers are retried with a growing pause; when the retries are spent, or the
 server refuses the request (4xx) or answers something else than that shape, it raises
-:class:`~skill_gym.envs.searchqa.retriever.RetrieverUnavailable` and nothing else. Standard library only.
+:class:`~skill_gym.envs.searchqa.protocol.RetrieverUnavailable` and nothing else. Standard library only.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class RemoteRetriever:
     >>> RemoteRetriever("http://127.0.0.1:9/retrieve", timeout=0.5, retries=0).search(["who?"])
     Traceback (most recent call last):
     ...
-    skill_gym.envs.searchqa.retriever.RetrieverUnavailable: retriever at http://127.0.0.1:9/retrieve unreachable ...
+    skill_gym.envs.searchqa.protocol.RetrieverUnavailable: retriever at http://127.0.0.1:9/retrieve unreachable ...
     """
 
     def __init__(self, url: str, timeout: float = 10.0, retries: int = 2, backoff: float = 0.5) -> None:
