@@ -100,12 +100,21 @@ def success_by_type(episodes: Sequence[Episode]) -> dict[str, float]:
 
 
 def make_rollout_envs(
-    env_id: str, num_envs: int, env_kwargs: dict[str, Any] | None = None, vectorization_mode: str = "sync"
+    env_id: str,
+    num_envs: int,
+    env_kwargs: dict[str, Any] | None = None,
+    vectorization_mode: str = "sync",
+    vector_kwargs: dict[str, Any] | None = None,
 ) -> gym.vector.VectorEnv:
-    """A vector env of ``env_id`` ready for :func:`~agents.rollout.rollout` (finished episodes hold still)."""
+    """A vector env of ``env_id`` ready for :func:`~agents.rollout.rollout` (finished episodes hold still).
+
+    ``vector_kwargs`` go to the vector env (with ``"ray"``: ``num_workers``, ``envs_per_worker``, ``address``,
+    ``worker_options``), ``env_kwargs`` to each env.
+    """
     return skill_gym.make_vec(
-        env_id, num_envs, vectorization_mode=vectorization_mode, wrappers=[HoldFinalStep], **(env_kwargs or {})
-    )
+        env_id, num_envs, vectorization_mode=vectorization_mode, vector_kwargs=dict(vector_kwargs or {}),
+        wrappers=[HoldFinalStep], **(env_kwargs or {}),
+    )  # fmt: skip
 
 
 def evaluate(
@@ -117,6 +126,7 @@ def evaluate(
     episodes_per_task: int = 1,
     num_envs: int = 8,
     vectorization_mode: str = "sync",
+    vector_kwargs: dict[str, Any] | None = None,
     temperature: float = 0.0,
     max_new_tokens: int = 512,
     history_length: int = 2,
@@ -127,7 +137,8 @@ def evaluate(
 ) -> EvalResult:
     """Run ``policy`` on the tasks of ``env_id`` (all of its split, the first ``n_tasks``, or ``task_ids``).
 
-    Tasks run ``num_envs`` at a time in one vector env (``"sync"`` or ``"async"``); each task is played
+    Tasks run ``num_envs`` at a time in one vector env (``"sync"``, ``"async"`` or ``"ray"``, sized by
+    ``vector_kwargs``); each task is played
     ``episodes_per_task`` times with seeds ``seed, seed + 1, ...``. ``temperature=0`` is greedy.
     ``setup`` is called on the vector env before the first episode (e.g. to set SKILL0's active skill files).
     """
@@ -154,7 +165,7 @@ def evaluate(
     width = max(1, min(num_envs, len(runs)))
     episodes: list[Episode] = []
     seconds = 0.0
-    vec = make_rollout_envs(env_id, width, kwargs, vectorization_mode)
+    vec = make_rollout_envs(env_id, width, kwargs, vectorization_mode, vector_kwargs)
     try:
         if setup is not None:
             setup(vec)

@@ -204,10 +204,10 @@ def test_grpo_rollouts_and_evaluation_run_over_the_pool(ray_session, tmp_path):
     assert result.success["all"] == 1.0 and len(result.episodes) == 18 and result.mean_steps == 1.0
     model, tokenizer = tiny_policy()
     config = GRPOConfig(env_id="Keyword-v0", env_kwargs={"answer_format": "plain"}, run_dir=str(tmp_path / "run"),
-                        vectorization_mode="ray", lora_rank=0, learning_rate=1e-2, total_steps=1, tasks_per_step=2,
+                        vectorization_mode="ray", vector_kwargs={"num_workers": 2}, lora_rank=0, learning_rate=1e-2, total_steps=1, tasks_per_step=2,
                         group_size=2, max_new_tokens=2, max_turns=3, kl_coef=0.0, progress=False)  # fmt: skip
     trainer = GRPOTrainer(config, model=model, tokenizer=tokenizer)
-    assert isinstance(trainer.envs, RayVectorEnv)
+    assert isinstance(trainer.envs, RayVectorEnv) and trainer.envs.worker_env_ids == [[0, 1], [2, 3]]
     [metrics] = trainer.train()
     assert metrics["step"] == 1 and np.isfinite(metrics["reward/mean"])
     trainer.close()

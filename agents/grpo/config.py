@@ -40,6 +40,14 @@ class GRPOConfig:
         "Rollout envs in one process (sync), one worker process each (async; for slow envs), or in Ray actors "
         "(ray; on a Ray cluster when RAY_ADDRESS is set, see skill_gym.vector.RayVectorEnv).",
     )
+    vector_kwargs: dict[str, Any] = dataclasses.field(
+        default_factory=dict,
+        metadata={
+            "help": "Arguments of the vector env (JSON on the CLI), for rollout and validation envs alike: with "
+            'ray, the pool\'s size and placement, e.g. {"num_workers": 4, "envs_per_worker": 8, "address": "auto", '
+            '"worker_options": {"num_cpus": 1}}; with async, e.g. {"shared_memory": false}.'
+        },
+    )
     model: str | None = _field(None, "Policy model: HF id or local path (default SmolLM2-135M-Instruct, offline).")
     backend: Literal["transformers", "vllm"] = _field("transformers", "Rollout backend.")
     device: str = _field("cpu", "Training device (cpu, cuda).")

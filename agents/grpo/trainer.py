@@ -72,8 +72,9 @@ class GRPOTrainer:
         self.backend = backend or self._make_backend()
         self.env_kwargs = self._resolve_env_kwargs(dict(config.env_kwargs))
         self.envs = make_rollout_envs(
-            config.env_id, config.tasks_per_step * config.group_size, self.env_kwargs, config.vectorization_mode
-        )
+            config.env_id, config.tasks_per_step * config.group_size, self.env_kwargs, config.vectorization_mode,
+            config.vector_kwargs,
+        )  # fmt: skip
         self.builder = PromptBuilder(self.envs.get_attr("instructions")[0], history_length=config.history_length)
         self.task_ids: list[str] = list(self.envs.get_attr("task_ids")[0])
         self.sampler = np.random.default_rng(config.seed)
@@ -194,6 +195,7 @@ class GRPOTrainer:
         result = evaluate(
             self.backend, cfg.env_id, env_kwargs={**self.env_kwargs, **cfg.eval_env_kwargs},
             n_tasks=n_tasks or cfg.eval_tasks, num_envs=cfg.eval_envs, vectorization_mode=cfg.vectorization_mode,
+            vector_kwargs=cfg.vector_kwargs,
             temperature=cfg.val_temperature, max_new_tokens=cfg.max_new_tokens, history_length=cfg.history_length,
             max_turns=cfg.max_turns, seed=cfg.seed, policy_step=self.step,
         )  # fmt: skip

@@ -67,6 +67,7 @@ class Skill0Trainer(GRPOTrainer):
         result = evaluate(
             self.backend, cfg.env_id, env_kwargs={**self.env_kwargs, **cfg.eval_env_kwargs},
             n_tasks=cfg.validation_tasks, num_envs=cfg.eval_envs, vectorization_mode=cfg.vectorization_mode,
+            vector_kwargs=cfg.vector_kwargs,
             temperature=cfg.val_temperature, max_new_tokens=cfg.max_new_tokens, history_length=cfg.history_length,
             max_turns=cfg.max_turns, seed=cfg.seed, policy_step=self.step,
             setup=lambda vec: vec.call("set_active_skills", list(active)),
