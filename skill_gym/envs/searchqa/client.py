@@ -5,25 +5,20 @@ sends Search-R1's request (``POST /retrieve`` with ``{"queries": [...], "topk": 
 and checks the reply's shape (``{"result": [[{"document": {...}, "score": s}, ...], ...]}``). Connection
 failures, timeouts and 5xx answers are retried with a growing pause; when the retries are spent, or the
 server refuses the request (4xx) or answers something else than that shape, it raises
-:class:`~skill_gym.envs.searchqa.protocol.RetrieverUnavailable` and nothing else. Standard library only.
+:class:`~skill_gym.envs.searchqa.protocol.RetrieverUnavailable` and nothing else
+(:func:`skill_gym.serving.request_json`). Standard library only.
 """
 
 from __future__ import annotations
 
-import http.client
-import json
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
 from skill_gym.envs.searchqa.protocol import DEFAULT_TOPK, Hit, RetrieverUnavailable, check_queries
+from skill_gym.serving import request_json
 
 __all__ = ["RemoteRetriever", "RetrieverUnavailable"]
-
-_MAX_REPLY_BYTES = 256 << 20
 
 
 class RemoteRetriever:
@@ -61,59 +56,13 @@ class RemoteRetriever:
         return _checked_result(reply, len(queries), self.url)
 
     def _post(self, payload: dict[str, Any]) -> object:
-        body = json.dumps(payload).encode("utf-8")
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        problem, status = "", None
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    raw = response.read(_MAX_REPLY_BYTES + 1)
-            except urllib.error.HTTPError as error:
-                status, problem = error.code, f"HTTP {error.code}: {_error_message(error)}"
-                if error.code < 500:
-                    break
-                continue
-            except (OSError, http.client.HTTPException) as error:  # URLError, timeouts, resets, cut replies
-                problem = _transport_problem(error, self.timeout)
-                continue
-            if len(raw) > _MAX_REPLY_BYTES:
-                raise RetrieverUnavailable(f"retriever at {self.url} sent a reply over {_MAX_REPLY_BYTES} bytes", 200)
-            try:
-                return json.loads(raw)
-            except ValueError:
-                raise RetrieverUnavailable(
-                    f"retriever at {self.url} answered with something that is not JSON", 200
-                ) from None
-        tries = f"{attempt + 1} attempt{'s' if attempt else ''}"
-        raise RetrieverUnavailable(f"retriever at {self.url} {problem} ({tries})", status)
+        return request_json(
+            self.url, payload, name="retriever", error=RetrieverUnavailable,
+            timeout=self.timeout, retries=self.retries, backoff=self.backoff,
+        )  # fmt: skip
 
     def close(self) -> None:
         """Nothing to release (each request opens and closes its own connection)."""
-
-
-def _transport_problem(error: Exception, timeout: float) -> str:
-    reason = getattr(error, "reason", error)
-    if isinstance(reason, TimeoutError) or "timed out" in str(reason):
-        return f"timed out after {timeout:g} s"
-    return f"unreachable ({reason or type(reason).__name__})"
-
-
-def _error_message(error: urllib.error.HTTPError) -> str:
-    """The ``error`` (or FastAPI's ``detail``) field of an error reply, else its first 200 characters."""
-    try:
-        text = error.read(64 << 10).decode("utf-8", "replace")
-    except OSError:
-        return error.reason if isinstance(error.reason, str) else ""
-    try:
-        data = json.loads(text)
-        if isinstance(data, dict) and ("error" in data or "detail" in data):
-            return str(data.get("error", data.get("detail")))[:500]
-    except ValueError:
-        pass
-    return text[:200]
 
 
 def _checked_result(reply: object, expected: int, url: str) -> list[list[Hit]]:

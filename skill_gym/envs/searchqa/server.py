@@ -3,13 +3,15 @@
 This module holds:
 
 * :class:`ServerLimits` and :func:`parse_request` — the bounds on a request and the checks that turn a JSON
-  body into ``(queries, topk, return_scores)`` or a :class:`BadRequest` (a 4xx with a message);
+  body into ``(queries, topk, return_scores)`` or a :class:`~skill_gym.serving.BadRequest` (a 4xx with a
+  message);
 * :func:`render_result` — the reply body in Search-R1's shape, with or without scores;
 * :func:`create_app` — the Flask app: ``POST /retrieve`` in Search-R1's shape
   (``{"queries": [...], "topk": k, "return_scores": bool}``) and verl-agent's (``{"query": "...", ...}``),
   ``GET /health``, and JSON errors for everything else;
-* :class:`RetrievalServer` — the app on a threaded server bound to 127.0.0.1 (port 0: a free one), run in
-  the foreground or in a background thread (``with RetrievalServer(retriever) as server: server.url``);
+* :class:`RetrievalServer` — the app on a :class:`~skill_gym.serving.BackgroundServer` bound to
+  127.0.0.1 (port 0: a free one), run in the foreground or in a background thread
+  (``with RetrievalServer(retriever) as server: server.url``);
 * :func:`add_serve_target` — ``skill-gym serve retriever`` (see :data:`skill_gym.cli.SERVE_TARGETS`).
 
 Replies follow Search-R1's ``retrieval_server.py``: ``{"result": [[{"document": {...}, "score": s}, ...], ...]}``
@@ -22,13 +24,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from skill_gym.envs.searchqa.retriever import DEFAULT_TOPK, Hit, Retriever
+from skill_gym.serving import BackgroundServer, BadRequest, json_app, json_type, read_json, short_json
 
 if TYPE_CHECKING:
     import flask
@@ -60,14 +61,6 @@ class ServerLimits:
     """Largest request body (413 beyond)."""
 
 
-class BadRequest(ValueError):
-    """A request the server refuses: ``status`` (a 4xx) and a message for the client."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 def parse_request(payload: object, limits: ServerLimits = ServerLimits()) -> tuple[list[str], int, bool]:
     """``(queries, topk, return_scores)`` of a ``/retrieve`` body, or :class:`BadRequest` saying what is wrong.
 
@@ -80,47 +73,37 @@ def parse_request(payload: object, limits: ServerLimits = ServerLimits()) -> tup
     >>> parse_request({"queries": ["a"], "topk": 10_000})
     Traceback (most recent call last):
     ...
-    skill_gym.envs.searchqa.server.BadRequest: 'topk' must be an integer from 1 to 100, got 10000
+    skill_gym.serving.BadRequest: 'topk' must be an integer from 1 to 100, got 10000
     """
     if not isinstance(payload, dict):
-        raise BadRequest(f"the body must be a JSON object, got {_json_type(payload)}")
+        raise BadRequest(f"the body must be a JSON object, got {json_type(payload)}")
     if ("queries" in payload) == ("query" in payload):
         raise BadRequest("the body must have exactly one of 'queries' (a list of strings) and 'query' (a string)")
     if "queries" in payload:
         queries = payload["queries"]
         if not isinstance(queries, list):
-            raise BadRequest(f"'queries' must be a list of strings, got {_json_type(queries)}")
+            raise BadRequest(f"'queries' must be a list of strings, got {json_type(queries)}")
     else:
         query = payload["query"]
         queries = [query] if isinstance(query, str) else query
         if not isinstance(queries, list):
-            raise BadRequest(f"'query' must be a string (or a list of strings), got {_json_type(query)}")
+            raise BadRequest(f"'query' must be a string (or a list of strings), got {json_type(query)}")
     if len(queries) > limits.max_queries:
         raise BadRequest(f"{len(queries)} queries in one request; the limit is {limits.max_queries}", 413)
     for i, query in enumerate(queries):
         if not isinstance(query, str):
-            raise BadRequest(f"query {i} must be a string, got {_json_type(query)}")
+            raise BadRequest(f"query {i} must be a string, got {json_type(query)}")
         if len(query) > limits.max_query_chars:
             raise BadRequest(f"query {i} has {len(query)} characters; the limit is {limits.max_query_chars}", 413)
     topk = payload.get("topk")
     if topk is None:
         topk = limits.default_topk
     if isinstance(topk, bool) or not isinstance(topk, int) or not 1 <= topk <= limits.max_topk:
-        raise BadRequest(f"'topk' must be an integer from 1 to {limits.max_topk}, got {_short(topk)}")
+        raise BadRequest(f"'topk' must be an integer from 1 to {limits.max_topk}, got {short_json(topk)}")
     return_scores = payload.get("return_scores", False)
     if not isinstance(return_scores, bool):
-        raise BadRequest(f"'return_scores' must be true or false, got {_json_type(return_scores)}")
+        raise BadRequest(f"'return_scores' must be true or false, got {json_type(return_scores)}")
     return queries, topk, return_scores
-
-
-def _json_type(value: object) -> str:
-    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
-    return names.get(type(value), "a number" if isinstance(value, int | float) else type(value).__name__)
-
-
-def _short(value: object) -> str:
-    text = json.dumps(value) if not isinstance(value, float) or value == value else "NaN"
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def render_result(hits: list[list[Hit]], return_scores: bool) -> dict[str, Any]:
@@ -133,35 +116,14 @@ def render_result(hits: list[list[Hit]], return_scores: bool) -> dict[str, Any]:
 def create_app(retriever: Retriever, limits: ServerLimits = ServerLimits()) -> flask.Flask:
     """The Flask app serving ``retriever`` (``POST /retrieve``, ``GET /health``); every error is JSON."""
     import flask
-    from werkzeug.exceptions import HTTPException
 
-    app = flask.Flask("skill_gym.searchqa.retriever")
-    app.config["MAX_CONTENT_LENGTH"] = limits.max_body_bytes
-    app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.json.compact = True  # type: ignore[attr-defined]
-
-    def error(message: str, status: int) -> flask.Response:
-        response = flask.jsonify({"error": message})
-        response.status_code = status
-        return response
+    app = json_app("skill_gym.searchqa.retriever", limits.max_body_bytes, "POST /retrieve or GET /health", "retrieval")
 
     @app.post("/retrieve")
     def retrieve() -> flask.Response:
-        body = flask.request.get_data(cache=False)
-        try:
-            payload = json.loads(body)
-        except (ValueError, RecursionError):
-            return error('the body is not valid JSON (send {"queries": [...], "topk": 3})', 400)
-        try:
-            queries, topk, return_scores = parse_request(payload, limits)
-        except BadRequest as bad:
-            return error(str(bad), bad.status)
-        try:
-            hits = retriever.search(queries, topk)
-        except Exception as failure:  # a retriever failure is the server's problem, reported without a traceback
-            app.logger.error("retrieval failed: %s: %s", type(failure).__name__, failure)
-            return error(f"retrieval failed: {type(failure).__name__}: {failure}", 500)
-        return flask.jsonify(render_result(hits, return_scores))
+        payload = read_json('send {"queries": [...], "topk": 3}')
+        queries, topk, return_scores = parse_request(payload, limits)
+        return flask.jsonify(render_result(retriever.search(queries, topk), return_scores))
 
     @app.get("/health")
     def health() -> flask.Response:
@@ -173,15 +135,6 @@ def create_app(retriever: Retriever, limits: ServerLimits = ServerLimits()) -> f
             }
         )
 
-    @app.errorhandler(HTTPException)
-    def http_error(exception: HTTPException) -> flask.Response:
-        hints = {404: "unknown route; use POST /retrieve or GET /health", 405: "wrong method for this route"}
-        if exception.code == 413:
-            message = f"the body is larger than {limits.max_body_bytes} bytes"
-        else:
-            message = hints.get(exception.code or 0, exception.description or exception.name)
-        return error(message, exception.code or 500)
-
     return app
 
 
@@ -192,7 +145,7 @@ def _size(retriever: Retriever) -> int | None:
         return None
 
 
-class RetrievalServer:
+class RetrievalServer(BackgroundServer):
     """``retriever`` served on ``host:port`` (port 0 picks a free one) by a threaded WSGI server.
 
     ``start()`` serves from a background thread (``url`` is then the ``/retrieve`` address); ``serve_forever()``
@@ -208,51 +161,14 @@ class RetrievalServer:
         limits: ServerLimits = ServerLimits(),
         log_requests: bool = False,
     ) -> None:
-        from werkzeug.serving import WSGIRequestHandler, make_server
-
-        class Handler(WSGIRequestHandler):
-            def log_request(self, *args: Any, **kwargs: Any) -> None:
-                if log_requests:
-                    super().log_request(*args, **kwargs)
-
+        super().__init__(create_app(retriever, limits), host, port, log_requests, name="retrieval-server")
         self.retriever = retriever
         self.limits = limits
-        app = create_app(retriever, limits)
-        self._server = make_server(host, port, app, threaded=True, request_handler=Handler)
-        self._server.daemon_threads = True
-        self.host = host
-        self.port = int(self._server.server_port)
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         """The ``POST /retrieve`` address (what Search-R1's ``search_url`` expects)."""
-        return f"http://{self.host}:{self.port}/retrieve"
-
-    def start(self) -> RetrievalServer:
-        """Serve from a daemon thread; returns ``self``."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._server.serve_forever, name="retrieval-server", daemon=True)
-            self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        """Serve in this thread until interrupted."""
-        self._server.serve_forever()
-
-    def close(self) -> None:
-        """Stop serving and release the port (safe to call twice)."""
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=10)
-            self._thread = None
-        self._server.server_close()
-
-    def __enter__(self) -> RetrievalServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return f"{self.root}/retrieve"
 
 
 # -- skill-gym serve retriever ----------------------------------------------------------------

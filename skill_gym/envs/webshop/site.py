@@ -13,8 +13,8 @@ This module holds:
   the oldest is forgotten first). :meth:`ShopSite.page` builds the :mod:`.pages` record a route shows;
 * :func:`create_app` — the Flask app: HTML from :func:`~skill_gym.envs.webshop.html.render_page`, every error
   a small escaped HTML page with a 4xx status (never a traceback);
-* :class:`SiteServer` — the app on a threaded werkzeug server on 127.0.0.1 (port 0: a free one), in the
-  foreground or a background thread.
+* :class:`SiteServer` — the app on a :class:`~skill_gym.serving.BackgroundServer` on 127.0.0.1 (port 0: a
+  free one), in the foreground or a background thread.
 
 Sessions follow upstream's ``app.py``: opening ``/<session_id>`` starts a session; an id containing ``fixed``
 whose last ``_``-part is a number ``n`` shops for goal ``n`` (``fixed_17``, ``fixed_run3_17``), any other id for
@@ -37,6 +37,7 @@ import numpy as np
 from skill_gym.envs.webshop.html import SiteLinks, decode_keywords, decode_options, render_page
 from skill_gym.envs.webshop.pages import SUB_PAGES, DonePage, ItemPage, Page, ResultsPage, SearchPage, SubPage
 from skill_gym.envs.webshop.search import SearchEngine, products_on_page
+from skill_gym.serving import BackgroundServer
 
 if TYPE_CHECKING:
     import flask
@@ -306,7 +307,7 @@ def create_app(site: ShopSite) -> flask.Flask:
     return app
 
 
-class SiteServer:
+class SiteServer(BackgroundServer):
     """``site`` served on ``host:port`` (port 0 picks a free one) by a threaded werkzeug server.
 
     ``start()`` serves from a daemon thread (``url`` is then the site's root); ``serve_forever()`` serves in the
@@ -314,51 +315,8 @@ class SiteServer:
     """
 
     def __init__(self, site: ShopSite, host: str = "127.0.0.1", port: int = 0, log_requests: bool = False) -> None:
-        from werkzeug.serving import WSGIRequestHandler, make_server
-
-        class Handler(WSGIRequestHandler):
-            def log_request(self, *args: Any, **kwargs: Any) -> None:
-                if log_requests:
-                    super().log_request(*args, **kwargs)
-
-        self.site, self.host = site, host
-        self._server = make_server(host, port, create_app(site), threaded=True, request_handler=Handler)
-        self._server.daemon_threads = True
-        self.port = int(self._server.server_port)
-        self._thread: threading.Thread | None = None
-        self._closed = False
-
-    @property
-    def url(self) -> str:
-        """The site's root, e.g. ``http://127.0.0.1:40123``."""
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> SiteServer:
-        """Serve from a daemon thread; returns ``self``."""
-        if self._thread is None and not self._closed:
-            self._thread = threading.Thread(target=self._server.serve_forever, name="webshop-site", daemon=True)
-            self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        """Serve in this thread until interrupted."""
-        self._server.serve_forever()
-
-    def close(self) -> None:
-        """Stop serving and release the port."""
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=10)
-            self._thread = None
-        if not self._closed:
-            self._server.server_close()
-            self._closed = True
-
-    def __enter__(self) -> SiteServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().__init__(create_app(site), host, port, log_requests, name="webshop-site")
+        self.site = site
 
 
 def purchase_json(text: str) -> dict[str, Any]:
