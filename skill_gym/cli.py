@@ -41,7 +41,11 @@ PLUGIN_GROUP = "skill_gym.commands"
 SERVE_GROUP = "skill_gym.serve_targets"
 """Entry-point group of the targets other packages add to ``skill-gym serve``."""
 
-SERVE_TARGETS: tuple[str, ...] = ("skill_gym.envs.searchqa.server", "skill_gym.envs.webshop.serve")
+SERVE_TARGETS: tuple[str, ...] = (
+    "skill_gym.envs.searchqa.server",
+    "skill_gym.envs.webshop.serve",
+    "skill_gym.library.service",
+)
 """Modules of this package whose ``add_serve_target(targets)`` adds a ``skill-gym serve`` target (imported
 when the parser is built: keep their top level light)."""
 

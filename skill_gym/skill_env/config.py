@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import urllib.parse
 from typing import Literal
 
 __all__ = ["SkillConfig"]
@@ -24,7 +25,11 @@ class SkillConfig:
     distillation: Literal["policy", "none"] = "policy"
     """``policy``: the agent writes a skill after each episode; ``none``: no distill phase."""
     library: str | None = None
-    """Library file (default ``<cache>/libraries/<env_name>.sqlite``); shared by vector-env workers."""
+    """Library file (default ``<cache>/libraries/<env_name>.sqlite``), shared by vector-env workers on its host;
+    or the URL (``http(s)://host:port``) of a library service (``skill-gym serve library``), shared by workers
+    on any machine. A service keeps its own capacity and merge settings."""
+    library_token: str | None = None
+    """Bearer token of a library service (default ``$SKILL_GYM_LIBRARY_TOKEN``)."""
     read_only: bool = False
     """Never write to the library (evaluation: frozen library, no utility updates)."""
     top_k: int = 3
@@ -81,5 +86,9 @@ class SkillConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if isinstance(self.library, str) and self.library.startswith(("http:", "https:")):
+            parts = urllib.parse.urlsplit(self.library)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"library must be a file path or an http(s)://host:port URL, got {self.library!r}")
         if self.top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {self.top_k}")

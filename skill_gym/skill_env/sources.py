@@ -1,6 +1,7 @@
 """Where the skills in context come from: the :class:`SkillSource` protocol and its two implementations.
 
-* :class:`LibrarySource` — Skill1: a :class:`~skill_gym.library.SkillLibrary` file, retrieved by query,
+* :class:`LibrarySource` — Skill1: a :class:`~skill_gym.library.SkillLibrary` file (or one served at a URL:
+  :class:`~skill_gym.library.RemoteSkillLibrary`), retrieved by query,
   EMA utilities updated after each episode, distilled skills admitted;
 * :class:`StaticSource` — SKILL0: skill files chosen by task type, with an active subset set by a curriculum.
 
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Protocol
 
 from skill_gym.assets import cache_dir
-from skill_gym.library import Admission, Retrieved, Skill, SkillLibrary
+from skill_gym.library import Admission, RemoteSkillLibrary, Retrieved, Skill, SkillLibrary, is_library_url
 from skill_gym.skill_env.config import SkillConfig
 from skill_gym.skill_env.static_skills import StaticSkillSet, starter_skills_dir
 
@@ -49,16 +50,19 @@ class SkillSource(Protocol):
 
 
 class LibrarySource:
-    """A skill library file (opened on first use; several processes may share it)."""
+    """A skill library file (opened on first use; several processes of one host may share it), or a library
+    service's URL (``http(s)://``; env workers on any machine share it)."""
 
     def __init__(self, config: SkillConfig) -> None:
         self.config = config
-        self._library: SkillLibrary | None = None
+        self._library: SkillLibrary | RemoteSkillLibrary | None = None
 
     @property
-    def library(self) -> SkillLibrary:
+    def library(self) -> SkillLibrary | RemoteSkillLibrary:
+        cfg = self.config
+        if self._library is None and is_library_url(cfg.library):
+            self._library = RemoteSkillLibrary(str(cfg.library), token=cfg.library_token)
         if self._library is None:
-            cfg = self.config
             path = cfg.library or cache_dir() / "libraries" / f"{cfg.env_name or 'default'}.sqlite"
             self._library = SkillLibrary(
                 Path(path), capacity=cfg.capacity, merge_threshold=cfg.merge_threshold, read_only=cfg.read_only,
