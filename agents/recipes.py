@@ -18,6 +18,8 @@ Precedence (:func:`apply_recipe`, :func:`resolve_config`), lowest first:
    recipe the algorithm;
 5. the user's own settings (flags).
 
+The env keyword dicts (:data:`MERGED_FIELDS`) are merged key by key through these layers instead of replaced.
+
 Example:
     >>> apply_recipe("grpo", "released", {"learning_rate": 3e-6})["learning_rate"]
     3e-06
@@ -36,6 +38,7 @@ from agents.skill1.recipes import SKILL1_RECIPES
 
 __all__ = [
     "GRPO_RECIPES",
+    "MERGED_FIELDS",
     "RECIPES",
     "SIZE_FIELDS",
     "apply_recipe",
@@ -69,6 +72,8 @@ GRPO_RECIPES: dict[str, dict[str, Any]] = {
         "reward_scale": 10.0,
         "invalid_penalty": 0.1,
         "invalid_kind": "format",  # projection's is_action_valid: the answer format only
+        "env:alfworld": {"env_kwargs": {"answer_format": "verl"}},  # alfworld_projection's parsing rules
+        "env:webshop": {"env_kwargs": {"answer_format": "verl"}},  # webshop_projection's
         "invalid_penalty_scope": "turn",  # apply_invalid_action_penalty: the turn's own reward
         "history_length": 2,
         "temperature": 1.0,
@@ -105,12 +110,16 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
 
 SIZE_FIELDS: frozenset[str] = frozenset(
     {
-        "total_steps", "tasks_per_step", "group_size", "max_new_tokens", "max_turns", "env_kwargs",
+        "total_steps", "tasks_per_step", "group_size", "max_new_tokens", "max_turns",
         "mini_batch_size", "micro_batch_size", "micro_batch_tokens", "gradient_checkpointing", "eval_tasks",
         "eval_envs",
     }
 )  # fmt: skip
 """Fields that are size limits: the ``cpu`` preset's values for them win over a recipe's."""
+
+MERGED_FIELDS: frozenset[str] = frozenset({"env_kwargs", "eval_env_kwargs"})
+"""Dict fields merged key by key across the layers (recipe, then preset, then the user's), so a recipe's
+``answer_format`` and the ``cpu`` preset's ``max_steps`` both survive a user's ``--env-kwargs``."""
 
 
 def recipe_names() -> list[str]:
@@ -149,8 +158,15 @@ def apply_recipe(learner: str, recipe: str | None, given: dict[str, Any], env_id
     for part in layers:
         merged.update(part.get(f"env:{family}", {}) if family else {})
     merged["recipe"] = recipe
-    merged.update(given)
-    return merged
+    return _layered(merged, given)
+
+
+def _layered(lower: dict[str, Any], upper: dict[str, Any]) -> dict[str, Any]:
+    """``upper`` over ``lower``; the :data:`MERGED_FIELDS` dicts are merged key by key."""
+    out = {**lower, **upper}
+    for name in MERGED_FIELDS & lower.keys() & upper.keys():
+        out[name] = {**lower[name], **upper[name]}
+    return out
 
 
 def preset_values(cls: type, preset: str, given: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -170,10 +186,11 @@ def preset_values(cls: type, preset: str, given: dict[str, Any] | None = None) -
 
 def resolve_config(learner: str, cls: type, preset: str, recipe: str | None, given: dict[str, Any]) -> Any:
     """A ``cls`` config from the preset, the recipe and the user's settings, in the module's precedence."""
-    from_preset = preset_values(cls, preset, given)
-    default_env = getattr(cls(), "env_id", None)
-    kwargs = {**from_preset, **apply_recipe(learner, recipe, given, env_id=from_preset.get("env_id", default_env))}
-    kwargs.update({k: v for k, v in from_preset.items() if k in SIZE_FIELDS and k not in given})
+    from_preset = preset_values(cls, preset, {k: v for k, v in given.items() if k not in MERGED_FIELDS})
+    env = given.get("env_id", from_preset.get("env_id", getattr(cls(), "env_id", None)))
+    from_recipe = apply_recipe(learner, recipe, {}, env_id=env) if recipe is not None else {}
+    preset_wins = {k: v for k, v in from_preset.items() if k in SIZE_FIELDS | MERGED_FIELDS}
+    kwargs = _layered(_layered(_layered(from_preset, from_recipe), preset_wins), given)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(kwargs) - known)
     if unknown:

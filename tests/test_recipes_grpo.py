@@ -258,6 +258,28 @@ def _learner_configs() -> dict[str, type]:
     return {"grpo": GRPOConfig, "skill1": Skill1Config, "skill0": Skill0Config}
 
 
+def test_verl_answer_rules_by_hand():
+    """verl-agent's alfworld_projection / webshop_projection, case by case (their outputs worked out by hand)."""
+    from skill_gym.envs.instructions import ThinkAction, VerlThinkAction
+
+    verl, ours = VerlThinkAction(), ThinkAction()
+    cases = [  # text, verl's (action, valid), ours
+        ("<think>t</think><action>Go To Desk 1</action>", ("go to desk 1", True), ("Go To Desk 1", True)),
+        ("<think>t</think><action>look</action><action>inventory</action>", ("look", True), ("inventory", True)),
+        ("<action>look</action>", ("look", False), ("look", False)),  # no <think> pair: format invalid
+        ("<THINK>t</THINK><action>look</action>", ("look", False), ("look", True)),  # verl: literal lower tags
+        ("<think>思考</think><action>look</action>", ("look", False), ("look", True)),  # CJK
+        ("<think>t</think>< action >look</ action >", ("hink>< action >look</ action >", False), ("look", True)),
+        ("<think>t</think></action>look<action>", ("", True), ("", False)),  # closing tag first: empty
+        ("I would go to desk 1 now, then look", ("ld go to desk 1 now, then look", False), ("", False)),
+    ]
+    for text, verl_expected, ours_expected in cases:
+        assert verl.parse(text) == verl_expected, text
+        assert ours.parse(text) == ours_expected, text
+    assert VerlThinkAction(fallback_chars=20).parse("x" * 10 + "search for shoes now")[0] == "search for shoes now"
+    assert verl.parse(None) == ("", False)  # type: ignore[arg-type]
+
+
 def test_every_recipe_setting_is_a_config_field_with_a_valid_value():
     from agents.recipes import RECIPES, apply_recipe
 
@@ -307,6 +329,13 @@ def test_recipe_precedence(monkeypatch):
     assert paper.group_size == 4  # flags win over everything
     assert resolve_config("grpo", GRPOConfig, "paper", "released", {}).group_size == 8  # paper preset: recipe sizes
     assert resolve_config("grpo", GRPOConfig, "cpu", None, {}) == small
+    # env keyword dicts merge: the recipe's answer format, the preset's step limit, the user's split
+    merged = resolve_config("grpo", GRPOConfig, "cpu", "released", {"env_id": "Alfworld-v0",
+                                                                     "env_kwargs": {"split": "train"}})  # fmt: skip
+    assert merged.env_kwargs == {"answer_format": "verl", **small.env_kwargs, "split": "train"}
+    assert apply_recipe("grpo", "released", {"env_id": "SearchQA-v0"}).get("env_kwargs") is None
+    assert resolve_config("grpo", GRPOConfig, "cpu", "released", {"env_kwargs": {"answer_format": "tagged"}},
+                          ).env_kwargs["answer_format"] == "tagged"  # fmt: skip
     with pytest.raises(ValueError, match="unknown recipe 'nope'"):
         apply_recipe("grpo", "nope", {})
     monkeypatch.setitem(RECIPES["released"]["grpo"], "not_a_field", 1)

@@ -4,7 +4,8 @@ This module holds:
 
 * :class:`ResponseFormat` — the protocol of one answer format: the ``instruction`` shown to the agent and
   ``parse(text) -> (action, format_valid)``, which never raises;
-* the formats the envs use: :class:`ThinkAction` (``<think>…</think><action>…</action>``, verl-agent),
+* the formats the envs use: :class:`ThinkAction` (``<think>…</think><action>…</action>``, verl-agent's format),
+  :class:`VerlThinkAction` (the same format by verl-agent's parsing rules),
   :class:`PlainAction` (the action alone), :class:`TaggedAnswer` (the last of several tags kept whole, as in
   Search-R1's ``<search>``/``<answer>``) and :class:`WholeResponse` (the whole text goes to the env, which
   parses it — the skill phases);
@@ -38,6 +39,7 @@ __all__ = [
     "ResponseFormat",
     "TaggedAnswer",
     "ThinkAction",
+    "VerlThinkAction",
     "WholeResponse",
     "tag_content",
 ]
@@ -90,6 +92,44 @@ class ThinkAction:
         if action is None:
             return "", False
         return action, not self.think or tag_content(text, "think") is not None
+
+
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+@dataclasses.dataclass(frozen=True)
+class VerlThinkAction:
+    """``<think>…</think><action>…</action>`` parsed by verl-agent's rules (``alfworld_projection``,
+    ``webshop_projection`` in ``agent_system/environments/env_package/*/projection.py``), for ``--recipe released``.
+
+    The text is lower-cased; the action lies between the first ``<action>`` and the first ``</action>`` (empty
+    when that closing tag comes first); without both tags the action is the last ``fallback_chars`` characters
+    (ALFWorld 30, WebShop 20) and the format is invalid; the format is also invalid without a literal ``<think>``
+    and ``</think>`` anywhere, or with a CJK character. The default :class:`ThinkAction` instead takes the last
+    complete ``<action>`` pair, keeps case and accepts spaces and any case inside the tags.
+
+    >>> VerlThinkAction().parse("<think>ok</think><action>Go To Desk 1</action><action>look</action>")
+    ('go to desk 1', True)
+    >>> VerlThinkAction().parse("<action>look</action> 好")
+    ('look', False)
+    """
+
+    fallback_chars: int = 30
+
+    @property
+    def instruction(self) -> str:
+        return ThinkAction(think=True).instruction
+
+    def parse(self, text: str) -> tuple[str, bool]:
+        if not isinstance(text, str):
+            return "", False
+        lowered = text.lower()
+        start, end = lowered.find("<action>"), lowered.find("</action>")
+        if start == -1 or end == -1:
+            return lowered[-self.fallback_chars :], False
+        action = lowered[start + len("<action>") : end].strip()
+        valid = "<think>" in text and "</think>" in text and _CJK.search(text) is None
+        return action, valid
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,6 +187,7 @@ ANSWER_FORMATS: Mapping[str, ResponseFormat] = {
     "tagged": ThinkAction(think=True),
     "action": ThinkAction(think=False),
     "plain": PlainAction(),
+    "verl": VerlThinkAction(),
 }
 """Act-phase formats of the command-style envs, by the name an env's ``answer_format=`` argument takes."""
 

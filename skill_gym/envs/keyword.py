@@ -65,6 +65,7 @@ _EXAMPLE_RESPONSES = {
     "tagged": "<think>The plural of 'cat' is 'cats'.</think>\n<action>cats</action>",
     "action": "<action>cats</action>",
     "plain": "cats",
+    "verl": "<think>The plural of 'cat' is 'cats'.</think>\n<action>cats</action>",
 }
 """The demonstration's answer in each answer format of the env."""
 
@@ -109,7 +110,8 @@ class KeywordEnv(TextEnv):
 
     ## Arguments
     ``max_steps`` (2), ``task_types`` (a subset of ``opposite``, ``plural``, ``echo``), ``render_mode``
-    (``"ansi"``), ``answer_format`` (``"tagged"``, ``"action"`` or ``"plain"``), ``demonstration`` (True: the
+    (``"ansi"``), ``answer_format`` (``"tagged"``, ``"action"``, ``"plain"`` or ``"verl"``: the tagged format by verl-agent's
+    parsing rules), ``demonstration`` (True: the
     instructions carry a worked example, the plural of 'cat', in the answer format; False: none), ``split``
     (``"all"``, ``"train"`` or ``"test"``).
 

@@ -72,7 +72,7 @@ class AlfworldEnv(TextEnv):
     ## Arguments
     ``split`` (``train``, ``eval_in_distribution``, ``eval_out_of_distribution``), ``data_dir``, ``max_steps``
     (50), ``render_mode`` (``"ansi"``), ``expert_action``, ``task_types``, ``accelerate``, ``answer_format``
-    (``"tagged"``, ``"action"``, ``"plain"``).
+    (``"tagged"``, ``"action"``, ``"plain"``, ``"verl"``: tagged, parsed by verl-agent's rules).
 
     ## Version History
     * v0: initial version (alfworld 0.4.2 / textworld 1.7.0 semantics).

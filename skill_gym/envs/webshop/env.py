@@ -10,8 +10,9 @@ import copy
 import math
 import os
 from collections.abc import Mapping
-from typing import Any, Protocol, SupportsFloat
+from typing import Any, ClassVar, Protocol, SupportsFloat
 
+from skill_gym.envs.instructions import ANSWER_FORMATS, ResponseFormat, VerlThinkAction
 from skill_gym.envs.text_env import TextEnv, coerce_action, sanitize_text
 from skill_gym.envs.webshop.pages import Session
 from skill_gym.envs.webshop.search import SearchEngine
@@ -76,7 +77,8 @@ class WebShopEnv(TextEnv):
     an option value). Anything else (malformed, unknown button, search without a search bar, wrong type,
     too long) leaves the page as it was, is explained in the observation, sets ``info["action_valid"]``
     to ``False`` and still counts as a step. ``click[search]`` is listed, as upstream lists it, and does nothing.
-    Agents are asked for ``<think>…</think><action>…</action>`` by default (``answer_format=``).
+    Agents are asked for ``<think>…</think><action>…</action>`` by default (``answer_format=``; ``"verl"``
+    parses it by verl-agent's ``webshop_projection`` rules).
 
     ## Observation Space
     ``Dict`` of ``Text``: ``observation`` (upstream's text observation: the page's visible strings joined
@@ -127,6 +129,10 @@ class WebShopEnv(TextEnv):
         "You are an expert autonomous agent operating in the WebShop e-commerce environment. You search for "
         "products, open them, choose their options and buy the one that best matches the instruction."
     )
+    answer_formats: ClassVar[Mapping[str, ResponseFormat]] = {
+        **ANSWER_FORMATS,
+        "verl": VerlThinkAction(fallback_chars=20),  # webshop_projection keeps the last 20 characters
+    }
 
     def __init__(
         self,
