@@ -49,6 +49,27 @@ def test_reward_decomposition_by_hand():
     assert zero[0][1] == 0.0 and zero[0][4] == 0.0
 
 
+def test_paper_credit_takes_the_grpo_core_switches():
+    """``group_stats="turn"``: every act and query turn is a sample of its group (n−1 std), as the GRPO core does."""
+    episodes = [
+        _episode(0, True, 0.5, 0.5, phases=("select", "rerank", "act", "distill")),  # 2 outcome turns, return 10
+        _episode(0, False, 0.5, 0.5, phases=("select", "rerank", "act", "act", "act", "distill")),  # 4, return 0
+    ]
+    default = skill1_turn_advantages(episodes)
+    per_episode = group_normalize([10.0, 0.0], [0, 0])  # one sample per rollout: +1, -1
+    assert [default[0][0], default[1][0]] == pytest.approx(per_episode.tolist())
+    turn = skill1_turn_advantages(episodes, group_stats="turn", invalid_penalty=0.0)
+    samples = np.array([10.0, 10.0, 0.0, 0.0, 0.0, 0.0])  # the six act/select turns; rerank/distill are not samples
+    mean, std = samples.mean(), samples.std(ddof=1)
+    assert turn[0][0] == turn[0][2] == pytest.approx((10 - mean) / (std + 1e-6))
+    assert turn[1][0] == turn[1][4] == pytest.approx((0 - mean) / (std + 1e-6))
+    assert turn[0][1] == default[0][1] and turn[0][3] == default[0][3]  # rerank and distill unchanged
+    invalid_act = [_episode(0, True, 0.5, 0.5, phases=("select", "act", "act"), invalid=(2,)),
+                   _episode(0, True, 0.5, 0.5, phases=("select", "act", "act"))]  # fmt: skip
+    scoped = skill1_turn_advantages(invalid_act, group_stats="turn", invalid_scope="turn")
+    assert scoped[0][2] < scoped[0][1] == scoped[1][1]  # the penalty lands on the invalid act turn only
+
+
 def _trainer(tmp_path, agent_kwargs=None, **overrides) -> Skill1Trainer:
     model, tokenizer = tiny_policy()
     settings = dict(

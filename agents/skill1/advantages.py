@@ -2,7 +2,8 @@
 
 This module holds :func:`skill1_turn_advantages` (the paper's text, ``credit="paper"``):
 
-* act and query (``select``) turns: the GRPO group advantage of the outcome return;
+* act and query (``select``) turns: the GRPO group advantage of the outcome return (the GRPO core's
+  switches apply: ``group_stats``, ``invalid_scope``, ``invalid_kind``, computed over those turns only);
 * the rerank turn: REINFORCE on ``R_rerank = NDCG(agent's ranking, order by utilities)``, times λ1
   (optionally minus the group mean);
 * the distill turn: ``R_distill = r(τ) − Û`` (Û = max utility of the retrieved skills), normalized
@@ -20,11 +21,19 @@ the control half is empty and ``q`` is the group's success rate. The distill tur
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
 
-from agents.grpo.advantages import InvalidKind, group_advantages, group_normalize, is_invalid
+from agents.grpo.advantages import (
+    GroupStats,
+    InvalidKind,
+    InvalidScope,
+    group_normalize,
+    grpo_turn_advantages,
+    is_invalid,
+)
 from agents.rollout import Episode
 
 __all__ = ["released_trained_phases", "skill1_released_turn_advantages", "skill1_turn_advantages"]
@@ -39,13 +48,21 @@ def skill1_turn_advantages(
     use_std: bool = True,
     rerank_baseline: str = "none",
     phase_invalid_penalty: float = 0.1,
+    group_stats: GroupStats = "episode",
+    invalid_scope: InvalidScope = "episode",
+    invalid_kind: InvalidKind = "format_or_action",
 ) -> list[list[float]]:
     """Per-turn advantages for each episode (same shape as ``episode.turns``).
 
     A query, rank or distill turn the env could not parse also gets ``−phase_invalid_penalty``.
     """
     groups = [e.group for e in episodes]
-    outcome = group_advantages(episodes, reward_scale, invalid_penalty, use_std)
+    outcome_turns = [[t for t in e.turns if t.phase in _OUTCOME_PHASES] for e in episodes]
+    outcome_episodes = [dataclasses.replace(e, turns=turns) for e, turns in zip(episodes, outcome_turns, strict=True)]
+    outcome_advantages = grpo_turn_advantages(
+        outcome_episodes, reward_scale, invalid_penalty, use_std, group_stats, invalid_scope, invalid_kind
+    )
+    outcome = iter(value for per in outcome_advantages for value in per)
     distill_reward = [float(e.skill.get("distill_reward", 0.0)) for e in episodes]
     distill = group_normalize(distill_reward, groups, use_std=use_std)
     ndcg = np.array([float(e.skill.get("ndcg", 0.0)) for e in episodes])
@@ -60,13 +77,19 @@ def skill1_turn_advantages(
                 value = lambda_rerank * float(ndcg[i]) if valid else 0.0
             elif turn.phase == "distill":
                 value = lambda_distill * float(distill[i])
-            else:  # act and select
-                value = float(outcome[i])
+            elif turn.phase in _OUTCOME_PHASES:  # in turn order
+                value = next(outcome)
+            else:
+                value = 0.0
             if turn.phase in ("select", "rerank", "distill") and not valid:
                 value -= phase_invalid_penalty
             per_turn.append(value)
         out.append(per_turn)
     return out
+
+
+_OUTCOME_PHASES = ("act", "select")
+"""Phases credited with the outcome's GRPO advantage in the paper's assignment."""
 
 
 def released_trained_phases(lambda_rerank: float) -> tuple[str, ...]:

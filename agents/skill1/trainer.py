@@ -79,6 +79,9 @@ class Skill1Trainer(GRPOTrainer):
             use_std=cfg.norm_adv_by_std,
             rerank_baseline=cfg.rerank_baseline,
             phase_invalid_penalty=cfg.phase_invalid_penalty,
+            group_stats=cfg.group_stats,
+            invalid_scope=cfg.invalid_penalty_scope,
+            invalid_kind=cfg.invalid_kind,
         )
 
     def update(self, samples: list[Sample]) -> dict[str, float]:
