@@ -223,6 +223,8 @@ def create_app(library: SkillLibrary, limits: ServiceLimits = ServiceLimits(), t
         embedding = body.vector("embedding") if "embedding" in body.payload else None
         if isinstance(embedding, str):
             raise BadRequest("'embedding' must be a list of numbers, got a string")
+        if embedding is not None and len(embedding) != lib.store.dim:
+            raise BadRequest(f"'embedding' has {len(embedding)} numbers; the library's dimension is {lib.store.dim}")
         return dataclasses.asdict(lib.admit(skill, embedding))
 
     @route("update_utilities", ("skill_ids", "reward", "alpha"))
