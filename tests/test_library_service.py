@@ -350,3 +350,42 @@ def test_the_file_stays_usable_after_the_service(tmp_path, encoder):
         RemoteSkillLibrary(server.url).admit(Skill(description="Served skill.", strategy="s", id="served"))
     with SkillLibrary(path, encoder=encoder) as lib:
         assert lib.get("served") is not None and len(lib) == 6
+
+
+# -- the Skill1 trainer serving its run's library -----------------------------------------------
+
+
+@pytest.mark.slow  # a tiny policy trains three steps and resumes
+def test_skill1_serves_its_library_to_the_envs_and_checkpoints_the_file(tmp_path):
+    from agents.skill1 import Skill1Config, Skill1Trainer
+    from tests.scripted_policy import ScriptedKeywordAgent
+    from tests.tiny_policy import tiny_policy
+
+    def trainer(**overrides) -> Skill1Trainer:
+        model, tokenizer = tiny_policy()
+        settings = dict(
+            env_id="SkillKeyword-v0", run_dir=str(tmp_path / "run"), lora_rank=0, total_steps=2, tasks_per_step=2,
+            group_size=2, max_new_tokens=40, env_kwargs={"answer_format": "plain"}, micro_batch_size=16,
+            save_every=1, progress=False, max_turns=8, min_similarity=0.0, seed=0, library_service=True,
+        )  # fmt: skip
+        config = Skill1Config(**{**settings, **overrides})
+        return Skill1Trainer(config, model=model, tokenizer=tokenizer, backend=ScriptedKeywordAgent(tokenizer))
+
+    first = trainer()
+    url = first.env_kwargs["library"]
+    assert url.startswith("http://127.0.0.1:") and first.library_path == tmp_path / "run" / "library.sqlite"
+    history = first.train()
+    assert history[-1]["library/size"] > 0
+    at_checkpoint = sorted(s.id for s in RemoteSkillLibrary(url).skills())
+    assert at_checkpoint == sorted(s.id for s in first.library.skills())  # the served file is the run's file
+    assert (tmp_path / "run" / "checkpoints").is_dir() and list((tmp_path / "run").rglob("library-step000002.sqlite"))
+    first.close()
+    with pytest.raises(LibraryUnavailable):
+        RemoteSkillLibrary(url, retries=0).skills()  # closing the trainer stops the service
+    with SkillLibrary(tmp_path / "run" / "library.sqlite") as lib:  # the library moves on after the checkpoint ...
+        lib.remove(at_checkpoint[:1])
+    resumed = trainer(resume=True, total_steps=3)
+    served = RemoteSkillLibrary(resumed.env_kwargs["library"])
+    assert resumed.step == 2 and sorted(s.id for s in served.skills()) == at_checkpoint  # ... and is put back
+    resumed.train()
+    resumed.close()
