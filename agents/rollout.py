@@ -17,11 +17,12 @@ from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
+import numpy as np
 
 from agents.backends.base import Backend, Generation, SamplingConfig
 from agents.prompts import PromptBuilder
 
-__all__ = ["EnvAgent", "Episode", "HoldFinalStep", "RolloutStats", "Turn", "rollout"]
+__all__ = ["EnvAgent", "Episode", "HoldFinalStep", "RolloutStats", "Turn", "rollout", "rollout_seed", "turn_sampling"]
 
 
 @dataclasses.dataclass
@@ -160,6 +161,29 @@ def _index(batch: Any, i: int) -> Any:
     return item.item() if hasattr(item, "item") and getattr(item, "ndim", 1) == 0 else item
 
 
+def turn_sampling(sampling: SamplingConfig, turn: int, width: int) -> SamplingConfig:
+    """The sampling settings of turn ``turn`` (1-based) of a rollout over ``width`` envs: a seeded config moves
+    its seed by ``(turn − 1)·width``, so with the backends' per-request ``seed + index`` no two requests of a
+    rollout share a seed and a rerun draws the same ones.
+
+    >>> turn_sampling(SamplingConfig(seed=100), turn=3, width=8).seed
+    116
+    """
+    if sampling.seed is None:
+        return sampling
+    return dataclasses.replace(sampling, seed=sampling.seed + (turn - 1) * width)
+
+
+def rollout_seed(seed: int, step: int) -> int:
+    """A training step's base sampling seed, a function of the run's seed and the step alone (so a resumed run
+    draws what an uninterrupted one did, without consuming any RNG state).
+
+    >>> rollout_seed(0, 5) == rollout_seed(0, 5) != rollout_seed(0, 6)
+    True
+    """
+    return int(np.random.SeedSequence([seed, step]).generate_state(1)[0] >> 1)
+
+
 def rollout(
     envs: Sequence[gym.Env] | gym.vector.VectorEnv,
     policy: Backend | EnvAgent,
@@ -207,7 +231,7 @@ def rollout(
             generations = [Generation(str(text), [], [], []) for text in texts]
         else:
             prompts = [builder.build(observations[i], histories[i], act_steps[i]) for i in active]
-            generations = policy.generate(prompts, sampling)
+            generations = policy.generate(prompts, turn_sampling(sampling, turns, pool.size))
         stats.generate_seconds += time.perf_counter() - t0
         if len(generations) != len(active):
             raise ValueError(f"the policy answered {len(generations)} of {len(active)} prompts")

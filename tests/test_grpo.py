@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 import torch
 
+from agents.backends.hf import TransformersBackend
 from agents.grpo import GRPOConfig, GRPOTrainer, Sample, group_advantages, group_normalize, grpo_token_loss, low_var_kl
 from agents.grpo.loss import token_logprobs
 from agents.rollout import Episode, Turn
@@ -153,6 +155,62 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     lines = (tmp_path / "resumed" / "run" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 4
     assert (tmp_path / "resumed" / "run" / "checkpoints" / "step_000004" / "optimizer.pt").is_file()
+
+
+class _OwnRNGBackend(TransformersBackend):
+    """The transformers backend drawing from an RNG of its own that no checkpoint saves, as vLLM's engine does:
+    a request without a seed samples differently in every process."""
+
+    def __init__(self, model, tokenizer, request_seeds: bool) -> None:
+        super().__init__(model, tokenizer)
+        self.request_seeds = request_seeds
+        self.engine_rng = np.random.default_rng()  # fresh entropy: not restored by --resume
+        self.seeds: list[int | None] = []
+        self.responses: list[list[list[int]]] = []
+
+    def generate(self, prompts, sampling):
+        self.seeds.append(sampling.seed)
+        seed = sampling.seed if sampling.seed is not None else int(self.engine_rng.integers(2**31))
+        with torch.random.fork_rng():  # leaves the trainer's (checkpointed) torch RNG alone
+            out = super().generate(prompts, dataclasses.replace(sampling, seed=seed))
+        self.responses.append([g.response_ids for g in out])
+        return out
+
+
+def _own_rng_trainer(run_dir, request_seeds: bool, **overrides) -> GRPOTrainer:
+    model, tokenizer = tiny_policy()
+    settings = dict(
+        env_id="Keyword-v0", env_kwargs={"answer_format": "plain"}, run_dir=str(run_dir), lora_rank=0,
+        learning_rate=1e-2, tasks_per_step=2, group_size=4, max_new_tokens=2, kl_coef=0.0, entropy_coef=0.0,
+        save_every=1, progress=False, max_turns=3, temperature=1.0,
+    )  # fmt: skip
+    settings.update(overrides)
+    backend = _OwnRNGBackend(model, tokenizer, request_seeds)
+    return GRPOTrainer(GRPOConfig(**settings), model=model, tokenizer=tokenizer, backend=backend)
+
+
+@pytest.mark.parametrize("request_seeds", [True, False])
+def test_resume_replays_an_engine_with_its_own_rng_only_with_request_seeds(tmp_path, request_seeds):
+    """An engine RNG outside the checkpoint (vLLM's): training requests carry seeds drawn from (seed, step), so a
+    resumed run samples what an uninterrupted one did; without them it does not (the check can fail)."""
+    straight = _own_rng_trainer(tmp_path / "straight", request_seeds, total_steps=2)
+    full = straight.train()
+    straight.close()
+    first = _own_rng_trainer(tmp_path / "resumed", request_seeds, total_steps=1)
+    first.train()
+    first.close()
+    second = _own_rng_trainer(tmp_path / "resumed", request_seeds, total_steps=2, resume=True)
+    [rest] = second.train()
+    second.close()
+    assert (second.backend.seeds[0] is not None) is request_seeds
+    if request_seeds:
+        assert second.backend.seeds == straight.backend.seeds[-len(second.backend.seeds) :]
+        assert len(set(straight.backend.seeds)) == len(straight.backend.seeds)  # every turn and step its own seed
+    resumed = second.backend.responses
+    assert (resumed == straight.backend.responses[-len(resumed) :]) is request_seeds
+    if request_seeds:
+        keys = ["reward/mean", "loss/total", "loss/grad_norm", "turns/response_tokens"]
+        assert {k: full[1][k] for k in keys} == pytest.approx({k: rest[k] for k in keys}, abs=1e-6)
 
 
 def _update_result(peft: bool, **settings) -> tuple[dict[str, float], list[torch.Tensor]]:

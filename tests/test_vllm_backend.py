@@ -196,6 +196,9 @@ def test_seeded_sampling_is_reproducible_and_varies_per_request(backend: VLLMBac
     again = backend.generate([prompt, prompt], sampling)
     assert [g.response_ids for g in first] == [g.response_ids for g in again]
     assert first[0].response_ids != first[1].response_ids  # seed + index: a GRPO group does not collapse
+    backend.generate([prompt], SamplingConfig(max_new_tokens=8, temperature=1.0))  # moves the engine's own RNG
+    after = backend.generate([prompt, prompt], sampling)
+    assert [g.response_ids for g in after] == [g.response_ids for g in first]  # what a resumed run relies on
 
 
 def _flip_lora_b(peft_model: Any) -> None:

@@ -80,8 +80,13 @@ class TransformersBackend(StaticBackend):
     def generate(self, prompts: Sequence[ChatPrompt], sampling: SamplingConfig) -> list[Generation]:
         out: list[Generation] = []
         for start in range(0, len(prompts), self.batch_size):
+            # a seeded config seeds each micro-batch by its first prompt's index: equal prompts in two micro-batches
+            # must not draw the same tokens
+            batch_sampling = (
+                sampling if sampling.seed is None else dataclasses.replace(sampling, seed=sampling.seed + start)
+            )
             out += self._generate_batch(
-                [self.encode_prompt(p) for p in prompts[start : start + self.batch_size]], sampling
+                [self.encode_prompt(p) for p in prompts[start : start + self.batch_size]], batch_sampling
             )
         return out
 

@@ -97,6 +97,9 @@ class VLLMBackend:
         >>> backend.generate([[{"role": "user", "content": "Hi"}]], SamplingConfig(max_new_tokens=8))  # doctest: +SKIP
     """
 
+    request_seeds = True
+    """Trainers give training requests seeds (the engine's RNG is not checkpointed; seeds make a resumed run replay)."""
+
     def __init__(
         self,
         model_path: str,

@@ -38,7 +38,7 @@ from agents.grpo.checkpoint import load_checkpoint, save_checkpoint
 from agents.grpo.config import GRPOConfig
 from agents.grpo.update import PolicyUpdate, Sample, release_freed_memory
 from agents.prompts import PromptBuilder
-from agents.rollout import Episode, RolloutStats, rollout
+from agents.rollout import Episode, RolloutStats, rollout, rollout_seed
 from agents.run_logger import RunLogger
 
 __all__ = ["GRPOTrainer", "Sample"]
@@ -161,7 +161,12 @@ class GRPOTrainer:
         task_ids = [t for t in tasks for _ in range(cfg.group_size)]
         seeds = [s for s in task_seeds for _ in range(cfg.group_size)]
         groups = [g for g in range(cfg.tasks_per_step) for _ in range(cfg.group_size)]
-        sampling = SamplingConfig(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p)
+        # an engine whose sampling RNG lives outside this process (vLLM) gets per-request seeds, so a resumed run
+        # replays; the transformers backend draws from torch's RNG, which checkpoints restore
+        seed = rollout_seed(cfg.seed, self.step) if getattr(self.backend, "request_seeds", False) else None
+        sampling = SamplingConfig(
+            max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, seed=seed
+        )
         return rollout(
             self.envs, self.backend, self.builder, task_ids, seeds, sampling,
             groups=groups, policy_step=self.step, max_turns=cfg.max_turns,
