@@ -17,7 +17,7 @@ import gymnasium as gym
 
 from skill_gym.envs.instructions import Instructions
 from skill_gym.envs.text_env import TextEnv, coerce_action, sanitize_text
-from skill_gym.library import Admission, Retrieved, Skill, SkillLibrary
+from skill_gym.library import Admission, RemoteSkillLibrary, Retrieved, Skill, SkillLibrary
 from skill_gym.skill_env.config import SkillConfig
 from skill_gym.skill_env.info import SkillInfo, admission_info, copy_skill_info, new_skill_info
 from skill_gym.skill_env.parsing import (
@@ -125,8 +125,9 @@ class SkillEnv(TextEnv):
         return list(getattr(self.base, "task_ids", []))
 
     @property
-    def library(self) -> SkillLibrary:
-        """The skill library (``skills="library"``; opened on first use, shared through its file)."""
+    def library(self) -> SkillLibrary | RemoteSkillLibrary:
+        """The skill library (``skills="library"``; opened on first use, shared through its file or, with
+        ``library="http://..."``, a library service)."""
         if not isinstance(self.source, LibrarySource):
             raise AttributeError("this skill env shows static skill files; it has no library")
         return self.source.library
