@@ -50,6 +50,18 @@ class GRPOConfig:
     )
     model: str | None = _field(None, "Policy model: HF id or local path (default SmolLM2-135M-Instruct, offline).")
     backend: Literal["transformers", "vllm"] = _field("transformers", "Rollout backend.")
+    num_engines: int = _field(
+        1,
+        "Rollout engines: above 1, generation is split over that many Ray actors, each with its own engine (vllm: "
+        'one per GPU with engine_options {"num_gpus": 1}; transformers: a copy of the policy each), weights synced '
+        "through Ray (agents.backends.engine_pool; on a cluster when RAY_ADDRESS or vector_kwargs' address is set).",
+    )
+    engine_options: dict[str, Any] = dataclasses.field(
+        default_factory=dict,
+        metadata={
+            "help": 'Ray actor options of each engine (JSON on the CLI), e.g. {"num_gpus": 1}; default no CPU reserved, spread over the nodes.'
+        },
+    )
     device: str = _field("cpu", "Training device (cpu, cuda).")
     dtype: Literal["float32", "bfloat16"] = _field("float32", "Parameter dtype (bfloat16 on GPU).")
     lora_rank: int = _field(

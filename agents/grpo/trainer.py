@@ -88,12 +88,30 @@ class GRPOTrainer:
     # -- set-up helpers ------------------------------------------------------------------------
 
     def _make_backend(self) -> Backend:
-        if self.config.backend == "vllm":
+        cfg = self.config
+        batch_size = max(cfg.micro_batch_size, 8)
+        if cfg.num_engines > 1:  # engines built inside Ray actors, weights synced through Ray
+            import types
+            from functools import partial
+
+            from agents.backends.engine_pool import EnginePoolBackend
+
+            if cfg.backend == "vllm":
+                from agents.backends.vllm import VLLMBackend
+
+                # for_policy reads only the policy's peft config: the actors need not get its weights
+                shape = types.SimpleNamespace(peft_config=getattr(self.model, "peft_config", None))
+                make: Any = partial(VLLMBackend.for_policy, shape, cfg.model, dtype=cfg.dtype, seed=cfg.seed,
+                                    device=cfg.device)  # fmt: skip
+            else:  # a copy of the policy in each actor
+                make = partial(TransformersBackend, self.model, self.tokenizer, batch_size=batch_size)
+            address = cfg.vector_kwargs.get("address") if cfg.vectorization_mode == "ray" else None
+            return EnginePoolBackend(make, cfg.num_engines, cfg.engine_options or None, address=address)
+        if cfg.backend == "vllm":
             from agents.backends.vllm import VLLMBackend
 
-            cfg = self.config
             return VLLMBackend.for_policy(self.model, cfg.model, dtype=cfg.dtype, seed=cfg.seed, device=cfg.device)
-        return TransformersBackend(self.model, self.tokenizer, batch_size=max(self.config.micro_batch_size, 8))
+        return TransformersBackend(self.model, self.tokenizer, batch_size=batch_size)
 
     def _resolve_env_kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Skill envs get a library inside the run directory unless the user named one."""
