@@ -85,7 +85,7 @@ def test_lora_sync_makes_the_engines_generate_as_the_driver(lora_pool, tmp_path)
 
 def test_a_killed_engine_gets_a_clear_error(lora_pool, tmp_path):
     pool, model, _ = lora_pool
-    ray.kill(pool._engines[1], no_restart=True)
+    ray.kill(pool.actors[1], no_restart=True)
     with pytest.raises(EngineDiedError, match="engine 1 of 2 died"):
         pool.generate(_prompts(4), GREEDY)
     with pytest.raises(EngineDiedError, match="engine 1 of 2"):
@@ -121,7 +121,9 @@ def test_full_weight_sync_and_a_grpo_step_over_two_engines(ray_session, tmp_path
         pool.generate(prompts, GREEDY)
 
 
-def test_bad_arguments_get_clear_errors(ray_session):
+def test_bad_arguments_get_clear_errors(ray_session, tmp_path):
+    from agents.grpo import GRPOConfig, GRPOTrainer
+
     model, tokenizer = tiny_policy()
     make = partial(TransformersBackend, model, tokenizer)
     for num_engines in (0, -1, 1.5, True, "2"):
@@ -132,7 +134,10 @@ def test_bad_arguments_get_clear_errors(ray_session):
     with pytest.raises(ValueError, match="actor_options must be a dict"):
         EnginePoolBackend(make, 2, actor_options=["num_gpus"])  # type: ignore[arg-type]
     unplaceable = {"resources": {"no_such_node": 1}}
-    with pytest.raises(RuntimeError, match=r"did not start within 1 s: each asks for .*no_such_node"):
+    with pytest.raises(RuntimeError, match=r"1 of 1 engines did not start within 1 s: each asks for .*no_such_node"):
         EnginePoolBackend(make, 1, actor_options=unplaceable, start_timeout=1)
     with pytest.raises(EngineDiedError, match="engine 0 of 1 died"):  # the backend fails in its actor
         EnginePoolBackend(partial(int, "not a number"), 1)
+    config = GRPOConfig(env_id="Keyword-v0", run_dir=str(tmp_path), lora_rank=0, num_engines=0, progress=False)
+    with pytest.raises(ValueError, match="num_engines must be a positive integer, got 0"):
+        GRPOTrainer(config, model=model, tokenizer=tokenizer)

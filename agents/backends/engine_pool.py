@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError
+from ray.exceptions import RayActorError
 
 from agents.backends.base import Backend, ChatPrompt, Generation, SamplingConfig
 from agents.backends.vllm import write_weights
@@ -128,13 +128,15 @@ class EnginePoolBackend:
         factory = ray.put(make_backend)  # one copy in the object store, however many engines
         self._engines: list[Any] = [engine.remote(factory) for _ in range(num_engines)]
         try:
-            described = self._get([e.describe.remote() for e in self._engines], timeout=start_timeout)
-        except GetTimeoutError:
-            self._kill()
-            raise RuntimeError(
-                f"{num_engines} engines did not start within {start_timeout:.0f} s: each asks for {self.actor_options}; "
-                f"the cluster has {ray.cluster_resources()} and {ray.available_resources()} free"
-            ) from None
+            calls = [e.describe.remote() for e in self._engines]
+            started, _ = ray.wait(calls, num_returns=len(calls), timeout=start_timeout)
+            if len(started) < len(calls):
+                raise RuntimeError(
+                    f"{num_engines - len(started)} of {num_engines} engines did not start within {start_timeout:.0f} s: "
+                    f"each asks for {self.actor_options}; the cluster has {ray.cluster_resources()} and "
+                    f"{ray.available_resources()} free"
+                )
+            described = self._get(calls)
         except BaseException:
             self._kill()
             raise
@@ -147,6 +149,11 @@ class EnginePoolBackend:
     @property
     def num_engines(self) -> int:
         return len(self._engines)
+
+    @property
+    def actors(self) -> list[Any]:
+        """The engines' Ray actor handles, in chunk order (empty once closed)."""
+        return list(self._engines)
 
     def generate(self, prompts: Sequence[ChatPrompt], sampling: SamplingConfig) -> list[Generation]:
         """One :class:`Generation` per prompt, in order; each engine generates one contiguous chunk, all at once."""
@@ -183,13 +190,13 @@ class EnginePoolBackend:
         ray.wait(closing, num_returns=len(closing), timeout=timeout)
         self._kill()
 
-    def _get(self, refs: list[Any], engines: list[int] | None = None, timeout: float | None = None) -> list[Any]:
+    def _get(self, refs: list[Any], engines: list[int] | None = None) -> list[Any]:
         """``ray.get`` of one call per engine (``engines[k]`` made ``refs[k]``; default all, in order)."""
         engines = list(range(len(refs))) if engines is None else engines
         out = []
         for w, ref in zip(engines, refs, strict=True):
             try:
-                out.append(ray.get(ref, timeout=timeout))
+                out.append(ray.get(ref))
             except RayActorError as error:
                 raise EngineDiedError(
                     f"engine {w} of {self.num_engines} died ({type(error).__name__}); the pool does not restart "

@@ -90,7 +90,7 @@ class GRPOTrainer:
     def _make_backend(self) -> Backend:
         cfg = self.config
         batch_size = max(cfg.micro_batch_size, 8)
-        if cfg.num_engines > 1:  # engines built inside Ray actors, weights synced through Ray
+        if cfg.num_engines != 1:  # engines built inside Ray actors, weights synced through Ray
             import types
             from functools import partial
 
