@@ -56,12 +56,9 @@ class EngineWorker:
         self.backend = make_backend()
         self.weights_dir = Path(tempfile.mkdtemp(prefix="skill_gym_engine_"))
 
-    def describe(self) -> dict[str, Any]:
-        """The weights the backend loads (``"lora"``, ``"full"``; ``None``: it loads none) and whether it seeds requests."""
-        return {
-            "sync": getattr(self.backend, "sync", None) if hasattr(self.backend, "load_weights") else None,
-            "request_seeds": bool(getattr(self.backend, "request_seeds", False)),
-        }
+    def weights_format(self) -> str | None:
+        """The weights the backend loads: ``"lora"`` (a peft adapter), ``"full"``; ``None``: it loads none."""
+        return getattr(self.backend, "sync", None) if hasattr(self.backend, "load_weights") else None
 
     def generate(self, prompts: Sequence[ChatPrompt], sampling: SamplingConfig) -> list[Generation]:
         return self.backend.generate(prompts, sampling)
@@ -128,7 +125,7 @@ class EnginePoolBackend:
         factory = ray.put(make_backend)  # one copy in the object store, however many engines
         self._engines: list[Any] = [engine.remote(factory) for _ in range(num_engines)]
         try:
-            calls = [e.describe.remote() for e in self._engines]
+            calls = [e.weights_format.remote() for e in self._engines]
             started, _ = ray.wait(calls, num_returns=len(calls), timeout=start_timeout)
             if len(started) < len(calls):
                 raise RuntimeError(
@@ -136,15 +133,15 @@ class EnginePoolBackend:
                     f"each asks for {self.actor_options}; the cluster has {ray.cluster_resources()} and "
                     f"{ray.available_resources()} free"
                 )
-            described = self._get(calls)
+            formats = self._get(calls)
         except BaseException:
             self._kill()
             raise
-        self.sync: str | None = described[0]["sync"]
+        self.sync: str | None = formats[0]
         """The weights the engines load (``"lora"``: the peft adapter; ``"full"``); ``None``: they load none."""
-        if any(d["sync"] != self.sync for d in described):
+        if any(f != self.sync for f in formats):
             self._kill()
-            raise ValueError(f"the engines load different weights: {[d['sync'] for d in described]}")
+            raise ValueError(f"the engines load different weights: {formats}")
 
     @property
     def num_engines(self) -> int:
