@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import sys
 import threading
 import time
 import urllib.error
@@ -79,6 +80,17 @@ class BackgroundServer:
     def serve_forever(self) -> None:
         """Serve in this thread until interrupted."""
         self._server.serve_forever()
+
+    def run(self, banner: str) -> int:
+        """A ``skill-gym serve`` target's foreground run: print ``banner`` to stderr, serve until Ctrl-C, close; 0."""
+        print(banner, file=sys.stderr, flush=True)
+        try:
+            self.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.close()
+        return 0
 
     def close(self) -> None:
         """Stop serving and release the port."""

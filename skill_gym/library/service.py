@@ -27,7 +27,6 @@ import hmac
 import ipaddress
 import math
 import os
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -359,11 +358,4 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError:
         library.close()
         raise
-    print(f"serving {len(library)} skills of {args.path} at {server.url}", file=sys.stderr, flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
-    return 0
+    return server.run(f"serving {len(library)} skills of {args.path} at {server.url}")

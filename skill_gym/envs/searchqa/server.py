@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -209,11 +208,4 @@ def _serve(args: argparse.Namespace) -> int:
         raise ValueError(str(error)) from None
     limits = ServerLimits(default_topk=args.topk, max_topk=args.max_topk, max_queries=args.max_queries)
     server = RetrievalServer(retriever, args.host, args.port, limits, log_requests=args.log_requests)
-    print(f"serving {args.retriever} over {_size(retriever)} passages at {server.url}", file=sys.stderr, flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
-    return 0
+    return server.run(f"serving {args.retriever} over {_size(retriever)} passages at {server.url}")

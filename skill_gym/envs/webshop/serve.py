@@ -7,7 +7,6 @@ at top level, since the CLI imports it whenever it builds its parser.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +46,4 @@ def _serve(args: argparse.Namespace) -> int:
         raise ValueError(str(error)) from None
     site = ShopSite(data, reward=args.reward, show_attrs=args.show_attrs, seed=args.seed)
     server = SiteServer(site, args.host, args.port, log_requests=args.log_requests)
-    print(f"WebShop: {len(data.products)} products, {len(data.goals)} goals at {server.url}/fixed_0",
-          file=sys.stderr, flush=True)  # fmt: skip
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.close()
-    return 0
+    return server.run(f"WebShop: {len(data.products)} products, {len(data.goals)} goals at {server.url}/fixed_0")
