@@ -26,11 +26,12 @@ This module holds:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
+from skill_gym.envs.batch_agent import BatchAgent
 from skill_gym.envs.searchqa.data import QATask, load_tasks
 from skill_gym.envs.searchqa.kb import embedded_kb_dir
 
@@ -98,48 +99,17 @@ class RandomSearcher:
         return f"<answer> {self._span(observation.get('observation', ''))} </answer>"
 
 
-class _BatchAgent:
-    """One searcher per batch position, reset when its env starts an episode (``info["step"] == 0``)."""
-
-    def __init__(self) -> None:
-        self.searchers: dict[int, Any] = {}
-        self._tasks: dict[int, str] = {}
-
-    def _new_searcher(self, position: int) -> Any:
-        raise NotImplementedError
-
-    def act(self, observations: Sequence[Mapping[str, str]], infos: Sequence[Mapping[str, Any]]) -> list[str]:
-        """One action per observation, in order."""
-        actions = []
-        for position, (observation, info) in enumerate(zip(observations, infos, strict=True)):
-            searcher = self.searchers.get(position)
-            if searcher is None:
-                searcher = self.searchers[position] = self._new_searcher(position)
-            task = str(info.get("task_id", ""))
-            if info.get("step", 0) == 0 or self._tasks.get(position) != task:
-                searcher.reset()
-                self._tasks[position] = task
-            actions.append(searcher.act(observation, info))
-        return actions
-
-
-class OracleAgent(_BatchAgent):
+class OracleAgent(BatchAgent):
     """:class:`OracleSearcher` over a batch of envs (the questions are loaded once and shared)."""
 
     def __init__(self, tasks: Iterable[QATask] | None = None) -> None:
-        super().__init__()
+        super().__init__(lambda position: OracleSearcher(self.tasks))
         self.tasks = list(_embedded_tasks() if tasks is None else tasks)
 
-    def _new_searcher(self, position: int) -> OracleSearcher:
-        return OracleSearcher(self.tasks)
 
-
-class RandomAgent(_BatchAgent):
+class RandomAgent(BatchAgent):
     """:class:`RandomSearcher` over a batch of envs; position ``i`` draws from seed ``seed + i``."""
 
     def __init__(self, seed: int = 0) -> None:
-        super().__init__()
+        super().__init__(lambda position: RandomSearcher(seed + position))
         self.seed = seed
-
-    def _new_searcher(self, position: int) -> RandomSearcher:
-        return RandomSearcher(self.seed + position)

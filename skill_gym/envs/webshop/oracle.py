@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from skill_gym.envs.batch_agent import BatchAgent
+
 __all__ = ["OracleAgent", "OracleShopper", "RandomAgent", "RandomShopper"]
 
 _SEARCH = "search[<your query>]"
@@ -117,48 +119,17 @@ class RandomShopper:
         return f"search[{observation.get('task', '')}]" if action == _SEARCH else action
 
 
-class _BatchAgent:
-    """One shopper per batch position, reset when its env starts an episode (``info["step"] == 0``)."""
-
-    def __init__(self) -> None:
-        self.shoppers: dict[int, Any] = {}
-        self._tasks: dict[int, str] = {}
-
-    def _new_shopper(self, position: int) -> Any:
-        raise NotImplementedError
-
-    def act(self, observations: Sequence[Mapping[str, str]], infos: Sequence[Mapping[str, Any]]) -> list[str]:
-        """One action per observation, in order."""
-        actions = []
-        for position, (observation, info) in enumerate(zip(observations, infos, strict=True)):
-            shopper = self.shoppers.get(position)
-            if shopper is None:
-                shopper = self.shoppers[position] = self._new_shopper(position)
-            task = str(info.get("task_id", ""))
-            if info.get("step", 0) == 0 or self._tasks.get(position) != task:
-                shopper.reset()
-                self._tasks[position] = task
-            actions.append(shopper.act(observation, info))
-        return actions
-
-
-class OracleAgent(_BatchAgent):
+class OracleAgent(BatchAgent):
     """:class:`OracleShopper` over a batch of envs (``act(observations, infos) -> actions``)."""
 
     def __init__(self, max_pages: int = 5) -> None:
-        super().__init__()
+        super().__init__(lambda position: OracleShopper(max_pages))
         self.max_pages = max_pages
 
-    def _new_shopper(self, position: int) -> OracleShopper:
-        return OracleShopper(self.max_pages)
 
-
-class RandomAgent(_BatchAgent):
+class RandomAgent(BatchAgent):
     """:class:`RandomShopper` over a batch of envs; position ``i`` draws from seed ``seed + i``."""
 
     def __init__(self, seed: int = 0) -> None:
-        super().__init__()
+        super().__init__(lambda position: RandomShopper(seed + position))
         self.seed = seed
-
-    def _new_shopper(self, position: int) -> RandomShopper:
-        return RandomShopper(self.seed + position)
