@@ -12,7 +12,7 @@ response tokens, turns, the learner's peak RSS — and the ratios, of wall and o
 
     python -m benchmarks.perf.learners [--steps 2] [--model PATH_OR_ID] [--out benchmarks/results/learners.json]
 
-The default size (one task, a group of 2, 4 act steps) finishes in about 20 minutes on a 2-core machine.
+The default size (one task, a group of 2, 4 act steps) finishes in about 12 minutes on a quiet 2-core machine.
 """
 
 from __future__ import annotations
