@@ -8,12 +8,12 @@ from functools import partial
 
 import numpy as np
 import pytest
-import ray
 import torch
 
 from agents.backends.base import SamplingConfig
 from agents.backends.engine_pool import EngineDiedError, EnginePoolBackend
 from agents.backends.hf import TransformersBackend
+from tests.ray_actors import kill_until_dead
 from tests.tiny_policy import keyword_vocabulary, tiny_policy
 
 SAMPLED = SamplingConfig(max_new_tokens=6, temperature=1.0, seed=7)
@@ -85,7 +85,7 @@ def test_lora_sync_makes_the_engines_generate_as_the_driver(lora_pool, tmp_path)
 
 def test_a_killed_engine_gets_a_clear_error(lora_pool, tmp_path):
     pool, model, _ = lora_pool
-    ray.kill(pool.actors[1], no_restart=True)
+    kill_until_dead(pool.actors[1])
     with pytest.raises(EngineDiedError, match="engine 1 of 2 died"):
         pool.generate(_prompts(4), GREEDY)
     with pytest.raises(EngineDiedError, match="engine 1 of 2"):

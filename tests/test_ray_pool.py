@@ -24,6 +24,7 @@ from gymnasium.error import AlreadyPendingCallError, ClosedEnvironmentError, NoA
 import skill_gym
 from skill_gym.library import SkillLibrary
 from skill_gym.vector import RayVectorEnv
+from tests.ray_actors import kill_until_dead
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD_SKILL = '{"description": "Answer with the word \'apple\'.", "strategy": "Answer with the word itself."}'
@@ -133,9 +134,17 @@ def test_a_killed_worker_is_restarted_and_its_episodes_truncated(ray_session):
     obs, rewards, terminated, truncated, infos = pool.step(["apple"] * 4)
     assert rewards.tolist() == [0.0, 0.0, 1.0, 1.0]  # envs 0, 1 start anew (NEXT_STEP); 2, 3 go on
     assert infos["task_id"][2:].tolist() == ["echo/apple"] * 2 and not truncated.any()
-    ray_session.kill(pool._workers[1])  # the other way to lose a worker
+    kill_until_dead(pool._workers[1])  # the other way to lose a worker
     assert pool.get_attr("max_steps") == (5,) * 4  # a call restarts the worker and asks again
     assert pool.step(["apple"] * 4)[3].tolist() == [False, False, False, False]  # episodes 2, 3 had ended: none lost
+    pool.reset(seed=1, options={"task_id": "echo/apple"})
+    assert pool.step(["apple"] * 4)[2].all()  # every episode ends
+    old_pids = pool.worker_pids()
+    os.kill(old_pids[0], signal.SIGKILL)  # the next step dies with it: envs 0, 1 lost nothing, new worker resets
+    obs, rewards, terminated, truncated, infos = pool.step(["apple"] * 4)
+    assert rewards.tolist() == [0.0] * 4 and not terminated.any() and not truncated.any()
+    assert "worker_restarted" not in infos and pool.worker_pids()[0] != old_pids[0]
+    assert all(text.endswith("Choose one of the admissible actions.") for text in obs["observation"])
     pool.close()
 
 

@@ -120,7 +120,7 @@ class RayVectorEnv(gym.vector.VectorEnv):
         self.render_mode = render_mode
         self._last_obs: list[Any] = [None] * self.num_envs  # each env's latest observation
         self._episode_over = np.ones(self.num_envs, dtype=np.bool_)  # no episode running (none yet, or it ended)
-        self._in_flight: dict[Any, tuple[int, Any, list[int]]] = {}  # step call -> (worker, actor, env ids)
+        self._in_flight: dict[Any, tuple[int, Any, list[int], list[Any]]] = {}  # step -> (worker, actor, ids, actions)
         self._busy: set[int] = set()  # stepped, result not yet returned
         self._ready: dict[int, StepResult] = {}  # results that arrived and wait to be returned
         self._lost: dict[int, StepResult] = {}  # envs whose episode died with a worker: their next step result
@@ -193,7 +193,7 @@ class RayVectorEnv(gym.vector.VectorEnv):
             acts.append(action)
         for w, (ids_w, local, acts) in by_worker.items():
             actor = self._workers[w]
-            self._in_flight[actor.step.remote(local, acts)] = (w, actor, ids_w)
+            self._in_flight[actor.step.remote(local, acts)] = (w, actor, ids_w, acts)
         self._busy.update(ids)
 
     def step_wait(
@@ -344,13 +344,13 @@ class RayVectorEnv(gym.vector.VectorEnv):
         return ids, results
 
     def _collect(self, ref: Any) -> None:
-        w, actor, ids = self._in_flight.pop(ref)
+        w, actor, ids, actions = self._in_flight.pop(ref)
         try:
             results = ray.get(ref)
         except RayActorError as error:
             if self._workers[w] is actor:  # not replaced yet by an earlier failed call
                 self._restart(w, error)
-            results = [self._lost.pop(i) for i in ids]
+            results = self._after_restart(w, ids, actions)
         except BaseException:
             self._busy.difference_update(ids)  # an env raised: its error goes to the caller
             raise
@@ -358,6 +358,16 @@ class RayVectorEnv(gym.vector.VectorEnv):
             self._ready[i] = result
             self._last_obs[i] = result[0]
             self._episode_over[i] = result[2] or result[3]
+
+    def _after_restart(self, w: int, ids: list[int], actions: list[Any]) -> list[StepResult]:
+        """Results of a step call that died with worker ``w``: an episode it held is reported truncated; an env
+        whose episode had ended lost nothing, so the new worker takes its step (``NEXT_STEP``: a reset)."""
+        again = [(i, action) for i, action in zip(ids, actions, strict=True) if i not in self._lost]
+        if again:
+            local = [self._slots[i][1] for i, _ in again]
+            fresh = ray.get(self._workers[w].step.remote(local, [action for _, action in again]))
+            self._lost.update((i, result) for (i, _), result in zip(again, fresh, strict=True))
+        return [self._lost.pop(i) for i in ids]
 
     def _batch(
         self, ids: list[int], results: list[StepResult]
