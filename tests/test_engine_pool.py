@@ -83,6 +83,13 @@ def test_lora_sync_makes_the_engines_generate_as_the_driver(lora_pool, tmp_path)
         pool.sync_weights(tiny_policy()[0], 3, tmp_path)  # a full model: no adapter to send
 
 
+def test_unseeded_sampling_differs_between_engines(lora_pool):
+    pool, _, _ = lora_pool
+    sampled = SamplingConfig(max_new_tokens=6, temperature=1.0)
+    first, _, second, _ = pool.generate(_prompts(1) * 4, sampled)  # engine 0 gets the first two, engine 1 the rest
+    assert first.response_ids != second.response_ids  # the engines' RNGs start alike: a call draws a fresh seed
+
+
 def test_a_killed_engine_gets_a_clear_error(lora_pool, tmp_path):
     pool, model, _ = lora_pool
     kill_until_dead(pool.actors[1])

@@ -68,3 +68,9 @@ def test_a_request_draws_the_same_tokens_on_either_engine(pool) -> None:
     last_two = pool.generate([prompt] * 2, SamplingConfig(max_new_tokens=8, temperature=1.0, seed=42))  # 42 on engine 0
     assert [g.response_ids for g in last_two] == [g.response_ids for g in four[2:]]
     assert len({tuple(g.response_ids) for g in four}) > 1  # the seeds differ, so do the samples
+
+
+def test_unseeded_requests_draw_differently_on_each_engine(pool) -> None:
+    prompt = alfworld_prompts()[0]
+    four = pool.generate([prompt] * 4, SamplingConfig(max_new_tokens=8, temperature=1.0))
+    assert four[0].response_ids != four[2].response_ids  # first request of engine 0 and of engine 1

@@ -8,7 +8,8 @@ with a copy of the policy.
 * ``generate`` splits the prompts into contiguous chunks, one per engine, runs them at once and returns the
   generations in order. A seeded config gives the chunk that starts at prompt ``start`` the seed
   ``seed + start``: an engine that seeds request ``i`` with ``seed + i`` (vLLM) gives every request the seed
-  one engine would, whatever the number of engines.
+  one engine would, whatever the number of engines. An unseeded config gets a fresh random seed per call, used
+  the same way: the engines' RNGs start alike, so unseeded engines would draw alike.
 * ``sync_weights`` writes the weights once, as the engines load them (the peft adapter or the full weights,
   :func:`~agents.backends.vllm.write_weights`), puts the folder's files into the Ray object store once, and
   every engine writes them into its own temporary folder and loads them (``load_weights``): the nodes need
@@ -22,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import random
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
@@ -120,6 +122,7 @@ class EnginePoolBackend:
         if start_timeout <= 0:
             raise ValueError(f"start_timeout must be positive, got {start_timeout}")
         self.actor_options = dict(DEFAULT_ENGINE_OPTIONS if actor_options is None else actor_options)
+        self._entropy = random.Random()  # seeded by the OS: the seeds of unseeded calls
         connect(address)
         engine = ray.remote(EngineWorker).options(**self.actor_options)
         factory = ray.put(make_backend)  # one copy in the object store, however many engines
@@ -156,9 +159,10 @@ class EnginePoolBackend:
         """One :class:`Generation` per prompt, in order; each engine generates one contiguous chunk, all at once."""
         self._assert_open()
         calls = {}
+        base = self._entropy.randrange(2**31) if sampling.seed is None else sampling.seed
         for w, chunk in enumerate(_chunks(len(prompts), self.num_engines)):
             if chunk:
-                seed = None if sampling.seed is None else sampling.seed + chunk.start
+                seed = base + chunk.start
                 part = list(prompts[chunk.start : chunk.stop])
                 calls[w] = self._engines[w].generate.remote(part, dataclasses.replace(sampling, seed=seed))
         parts = self._get(list(calls.values()), engines=list(calls))
