@@ -16,10 +16,15 @@ ANSWERS = {t["task_id"]: t["answer"] for t in TASKS}
 
 
 class SlowAgent:
-    """Right answers, slowly; logs each episode it begins to ``$LEADERBOARD_LOG``."""
+    """Right answers, slowly; logs each episode it begins to ``$LEADERBOARD_LOG``. With ``$LEADERBOARD_STALL_AT``
+    it never begins the episode after that many (so the run is still going when the test kills it)."""
 
     def reset(self, observation, info):
-        with open(os.environ["LEADERBOARD_LOG"], "a") as log:
+        path = Path(os.environ["LEADERBOARD_LOG"])
+        stall_at = int(os.environ.get("LEADERBOARD_STALL_AT", "0"))
+        while stall_at and path.exists() and len(path.read_text().split()) >= stall_at:
+            time.sleep(1)
+        with path.open("a") as log:
             log.write(f"{info['task_id']}\n")
 
     def act(self, observation, info):
@@ -30,14 +35,14 @@ class SlowAgent:
 def _command(out: Path) -> list[str]:
     return [sys.executable, "-m", "skill_gym.cli", "leaderboard", "run", "--agent",
             "python:tests.test_leaderboard_resume:SlowAgent", "--suite", "keyword", "--episodes", "10",
-            "--num-envs", "1", "--out", str(out), "--no-progress"]  # fmt: skip
+            "--num-envs", "1", "--out", str(out), "--no-progress", "--step-timeout", "600"]  # fmt: skip
 
 
 def test_killed_run_resumes_without_replaying_finished_episodes(tmp_path):
     out, log = tmp_path / "board", tmp_path / "episodes.log"
     env = {**os.environ, "LEADERBOARD_LOG": str(log)}
-    process = subprocess.Popen(_command(out), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    process = subprocess.Popen(_command(out), cwd=ROOT, env={**env, "LEADERBOARD_STALL_AT": "5"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and len(list(out.rglob("episode*.jsonl"))) < 3:
@@ -46,7 +51,7 @@ def test_killed_run_resumes_without_replaying_finished_episodes(tmp_path):
     finally:
         process.wait(timeout=30)
     before = {p: p.stat().st_mtime_ns for p in out.rglob("episode*.jsonl")}
-    assert 3 <= len(before) < 10, "the run was not killed mid-way"
+    assert 3 <= len(before) <= 5, "the run was not killed mid-way"
     started_before = log.read_text().split()
 
     done = subprocess.run(_command(out), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

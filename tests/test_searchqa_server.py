@@ -219,7 +219,11 @@ def test_concurrent_clients_get_their_own_answers(server: RetrievalServer) -> No
         remote = RemoteRetriever(server.url, timeout=10, retries=0)
         for n in range(25):
             i = (worker * 25 + n) % TOWNS
-            hits = remote.search([f"Town{i:03d}", f"Town{(i + 1) % TOWNS:03d}"], topk=1)
+            try:
+                hits = remote.search([f"Town{i:03d}", f"Town{(i + 1) % TOWNS:03d}"], topk=1)
+            except Exception as error:  # a thread's exception would not reach the test: record it
+                errors.append(f"worker {worker} query {i}: {error!r}")
+                continue
             if [row[0]["document"]["id"] for row in hits] != [str(i), str((i + 1) % TOWNS)]:
                 errors.append(f"worker {worker} query {i}: {hits}")
 
@@ -228,7 +232,7 @@ def test_concurrent_clients_get_their_own_answers(server: RetrievalServer) -> No
         t.start()
     for t in threads:
         t.join(60)
-    assert errors == []
+    assert errors == [] and not any(t.is_alive() for t in threads)
 
 
 @pytest.mark.slow
@@ -247,8 +251,8 @@ def test_load_8_clients_for_20_seconds_without_errors(server: RetrievalServer) -
             try:
                 hits = remote.search([f"Town{i:03d} king", f"river Riv{n % 7}"], topk=3)
                 ok = hits[0][0]["document"]["id"] == str(i) and len(hits[1]) == 3
-            except RetrieverUnavailable as error:
-                ok, hits = False, str(error)
+            except Exception as error:  # a thread's exception would not reach the test: record it
+                ok, hits = False, repr(error)
             with lock:
                 latencies.append(time.perf_counter() - start)
                 if not ok:
@@ -260,6 +264,7 @@ def test_load_8_clients_for_20_seconds_without_errors(server: RetrievalServer) -
         t.start()
     for t in threads:
         t.join(60)
+    assert not any(t.is_alive() for t in threads)
     latencies.sort()
     p50, p99 = latencies[len(latencies) // 2], latencies[int(0.99 * (len(latencies) - 1))]
     print(
@@ -333,7 +338,7 @@ def test_client_times_out_on_a_silent_server() -> None:
         start = time.perf_counter()
         with pytest.raises(RetrieverUnavailable, match=r"timed out after 0.3 s \(2 attempts\)"):
             RemoteRetriever(url, timeout=0.3, retries=1, backoff=0.0).search(["who?"])
-        assert 0.6 <= time.perf_counter() - start < 5
+        assert time.perf_counter() - start >= 0.6  # it waited out both attempts
 
 
 class ScriptedHandler(http.server.BaseHTTPRequestHandler):
