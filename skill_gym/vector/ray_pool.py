@@ -346,11 +346,12 @@ class RayVectorEnv(gym.vector.VectorEnv):
     def _collect(self, ref: Any) -> None:
         w, actor, ids, actions = self._in_flight.pop(ref)
         try:
-            results = ray.get(ref)
-        except RayActorError as error:
-            if self._workers[w] is actor:  # not replaced yet by an earlier failed call
-                self._restart(w, error)
-            results = self._after_restart(w, ids, actions)
+            try:
+                results = ray.get(ref)
+            except RayActorError as error:
+                if self._workers[w] is actor:  # not replaced yet by an earlier failed call
+                    self._restart(w, error)
+                results = self._after_restart(w, ids, actions)
         except BaseException:
             self._busy.difference_update(ids)  # an env raised: its error goes to the caller
             raise
