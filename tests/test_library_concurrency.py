@@ -115,3 +115,25 @@ def test_sigkilled_writer_loses_nothing_acknowledged(tmp_path):
     for label, vector in zip(labels[::25], vectors[::25], strict=True):
         assert lib.search(vector, 1)[0][0] == label
     lib.close()
+
+
+def test_threads_share_one_encoder_and_its_small_cache(encoder):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from skill_gym.library import SentenceEncoder
+
+    shared = SentenceEncoder(cache_size=2)  # six texts through a two-entry cache: evictions all the time
+    texts = [f"how do I {verb} the {noun}?" for verb in ("heat", "cool") for noun in ("mug", "apple", "lamp")]
+    expected = {text: vector for text, vector in zip(texts, encoder.encode(texts), strict=True)}
+
+    def work(worker: int) -> list[tuple[str, np.ndarray]]:
+        out = []
+        for i in range(60):
+            batch = [texts[(worker + i) % 6], texts[(worker * 5 + i) % 6]]
+            out.extend(zip(batch, shared.encode(batch), strict=True))
+        return out
+
+    with ThreadPoolExecutor(4) as pool:
+        results = [pair for part in pool.map(work, range(4)) for pair in part]
+    assert len(results) == 4 * 60 * 2
+    assert all(np.allclose(vector, expected[text], atol=1e-5) for text, vector in results)

@@ -169,6 +169,36 @@ def test_two_clients_writing_at_once_lose_nothing(tmp_path, encoder):
         assert len(lib) == 5 + 40 and {f"w{w}-{i}" for w in range(2) for i in range(20)} <= {s.id for s in lib.skills()}
 
 
+class HeldEncoder:
+    """The real encoder, except that a text starting with ``"hold:"`` waits until the test releases it."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.name, self.dim = inner, inner.name, inner.dim
+        self.holding, self.release = threading.Event(), threading.Event()
+
+    def encode(self, texts):
+        if any(text.startswith("hold:") for text in texts):
+            self.holding.set()
+            self.release.wait(20)
+        return self.inner.encode(texts)
+
+
+def test_a_request_encoding_its_query_holds_up_no_other(tmp_path, encoder):
+    held = HeldEncoder(encoder)
+    with LibraryServer(_seeded(tmp_path / "lib.sqlite", held)) as server:
+        remote = RemoteSkillLibrary(server.url)
+        hits: list = []
+        slow = threading.Thread(target=lambda: hits.append(remote.retrieve("hold: heating an object", k=1)))
+        slow.start()
+        assert held.holding.wait(30)
+        admission = remote.admit(Skill(description="Slicing bread with a knife.", strategy="Take knife 1, slice."))
+        assert admission.status == "added" and len(remote) == 6 and remote.get("s0") is not None
+        assert slow.is_alive()  # all that was answered while the retrieve was still encoding its query
+        held.release.set()
+        slow.join(30)
+        assert [h.skill.id for h in hits[0]] == ["s0"]
+
+
 # -- bad input ---------------------------------------------------------------------------------
 
 

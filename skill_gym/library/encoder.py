@@ -69,6 +69,7 @@ class SentenceEncoder:
         self.batch_size = batch_size
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
+        self._cache_lock = threading.Lock()  # threads share an encoder (shared()); the model runs outside the lock
 
     @classmethod
     def shared(cls, model: str | None = None) -> SentenceEncoder:
@@ -80,27 +81,26 @@ class SentenceEncoder:
             return _SHARED[key]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Encode ``texts`` in batches; repeated texts are served from the LRU cache."""
+        """Encode ``texts`` in batches; repeated texts are served from the LRU cache. Thread-safe: threads
+        encode at the same time, and only the cache is locked."""
         texts = list(texts)
-        fresh: dict[str, np.ndarray] = {}
-        unique = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        with self._cache_lock:
+            known = {t: self._cache[t] for t in dict.fromkeys(texts) if t in self._cache}
+            for text in known:
+                self._cache.move_to_end(text)
+        unique = [t for t in dict.fromkeys(texts) if t not in known]
         if unique:
             vectors = self._model.encode(
                 unique, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True
             )
             fresh = dict(zip(unique, normalize_rows(vectors), strict=True))
+            with self._cache_lock:
+                for text, vector in fresh.items():
+                    self._cache[text] = vector
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+            known.update(fresh)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for i, text in enumerate(texts):
-            if text in fresh:
-                out[i] = fresh[text]
-            else:
-                out[i] = self._cache[text]
-                self._cache.move_to_end(text)
-        for text, vector in fresh.items():
-            self._remember(text, vector)
+            out[i] = known[text]
         return out
-
-    def _remember(self, text: str, vector: np.ndarray) -> None:
-        self._cache[text] = vector
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)

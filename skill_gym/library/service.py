@@ -15,8 +15,9 @@ This module holds:
 * :func:`add_serve_target` — ``skill-gym serve library`` (see :data:`skill_gym.cli.SERVE_TARGETS`).
 
 :class:`~skill_gym.library.remote.RemoteSkillLibrary` is the client. Requests are served one at a time
-(the library's vector index is not shared between threads); the store stays the source of truth, so other
-processes may still open the file on this host.
+(the library's vector index is not shared between threads), except the encoding of a text query or a new
+skill's description, which runs before a request takes the library, so one request's encoding does not hold
+up the others; the store stays the source of truth, so other processes may still open the file on this host.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class _Body:
         if unknown:
             raise BadRequest(f"unknown field(s) {unknown}; this route takes {list(fields)}")
         self.payload, self.limits = payload, limits
+        self.embedded: Any = None  # the vector of the route's text, encoded before the library was taken
 
     def get(self, name: str, kind: str, check: Callable[[Any], bool], default: object = _REQUIRED) -> Any:
         if name not in self.payload:
@@ -168,21 +170,30 @@ def create_app(library: SkillLibrary, limits: ServiceLimits = ServiceLimits(), t
         if not hmac.compare_digest(given, expected):
             raise BadRequest("missing or wrong bearer token (send 'Authorization: Bearer <token>')", 401)
 
-    def route(name: str, fields: tuple[str, ...]) -> Callable[[Callable[..., Any]], Any]:
-        """``POST /name``: the handler gets the checked body and the library, and returns the reply object."""
+    def route(
+        name: str, fields: tuple[str, ...], text_to_embed: Callable[[_Body], str | None] | None = None
+    ) -> Callable[[Callable[..., Any]], Any]:
+        """``POST /name``: the handler gets the checked body and the library, and returns the reply object.
+
+        ``text_to_embed(body)``: a text the handler needs encoded; it is encoded before the library is taken
+        (``body.embedded``), so the slow part of a request does not block the others.
+        """
 
         def register(handler: Callable[[_Body, SkillLibrary], Any]) -> Any:
             def view() -> flask.Response:
                 body = _Body(read_json(f"send a JSON object with some of {list(fields)}"), fields, limits)
-                with lock:
-                    try:
+                try:
+                    text = text_to_embed(body) if text_to_embed is not None else None
+                    if text is not None:  # the encoder is thread-safe and the same across reopen()
+                        body.embedded = app.extensions["skill_library"].embed([text])[0]
+                    with lock:
                         reply = handler(body, app.extensions["skill_library"])
-                    except BadRequest:
-                        raise
-                    except SkillValidationError as error:
-                        raise BadRequest(f"invalid skill: {error}") from None
-                    except ValueError as error:  # the library refused an argument (a vector's dimension, alpha)
-                        raise BadRequest(str(error)) from None
+                except BadRequest:
+                    raise
+                except SkillValidationError as error:
+                    raise BadRequest(f"invalid skill: {error}") from None
+                except ValueError as error:  # the library refused an argument (a vector's dimension, alpha)
+                    raise BadRequest(str(error)) from None
                 return flask.jsonify(reply)
 
             app.add_url_rule(f"/{name}", name, view, methods=["POST"])
@@ -190,11 +201,21 @@ def create_app(library: SkillLibrary, limits: ServiceLimits = ServiceLimits(), t
 
         return register
 
+    def query_text(body: _Body) -> str | None:
+        query = body.vector("query")
+        return query if isinstance(query, str) else None
+
+    def new_skill(body: _Body) -> Skill:
+        return _skill(body.get("skill", "an object (a skill record)", lambda v: isinstance(v, dict)))
+
+    def new_description(body: _Body) -> str | None:
+        return None if "embedding" in body.payload else new_skill(body).description
+
     @route("retrieve", ("query", "k", "min_similarity", "env", "task_type", "relevance_weight", "ucb", "ucb_c",
-                        "pool", "ucb_log_plus_one"))  # fmt: skip
+                        "pool", "ucb_log_plus_one"), text_to_embed=query_text)  # fmt: skip
     def retrieve(body: _Body, lib: SkillLibrary) -> Any:
         hits = lib.retrieve(
-            body.vector("query"), k=body.integer("k", limits.max_k, 3),
+            body.vector("query") if body.embedded is None else body.embedded, k=body.integer("k", limits.max_k, 3),
             min_similarity=body.number("min_similarity", 0.4), env=body.scope("env"),
             task_type=body.scope("task_type"), relevance_weight=body.number("relevance_weight", 1.0),
             ucb=body.flag("ucb", False), ucb_c=body.number("ucb_c", 1.0),
@@ -216,10 +237,10 @@ def create_app(library: SkillLibrary, limits: ServiceLimits = ServiceLimits(), t
     def skills(body: _Body, lib: SkillLibrary) -> Any:
         return {"skills": [s.to_dict() for s in lib.skills(body.scope("env"), body.scope("task_type"))]}
 
-    @route("admit", ("skill", "embedding"))
+    @route("admit", ("skill", "embedding"), text_to_embed=new_description)
     def admit(body: _Body, lib: SkillLibrary) -> Any:
-        skill = _skill(body.get("skill", "an object (a skill record)", lambda v: isinstance(v, dict)))
-        embedding = body.vector("embedding") if "embedding" in body.payload else None
+        skill = new_skill(body)
+        embedding = body.vector("embedding") if "embedding" in body.payload else body.embedded
         if isinstance(embedding, str):
             raise BadRequest("'embedding' must be a list of numbers, got a string")
         if embedding is not None and len(embedding) != lib.store.dim:
