@@ -148,6 +148,21 @@ def test_a_killed_worker_is_restarted_and_its_episodes_truncated(ray_session):
     pool.close()
 
 
+def test_autoreset_disabled_an_ended_episode_stepped_after_its_worker_died(ray_session):
+    pool = skill_gym.make_vec("Keyword-v0", 2, vectorization_mode="ray",
+                              vector_kwargs={"num_workers": 2, "autoreset_mode": "Disabled"})  # fmt: skip
+    pool.reset(seed=0, options={"task_id": "echo/apple"})
+    assert pool.step(["apple"] * 2)[2].all()  # both episodes end; the caller must reset them
+    os.kill(pool.worker_pids()[0], signal.SIGKILL)
+    pool.step_async(["apple"], env_ids=[0])  # a step of an ended episode: the new worker's env was never reset
+    with pytest.raises(Exception, match="reset"):
+        pool.step_wait()
+    _, infos = pool.reset(seed=1, options={"task_id": "echo/apple"})  # env 0 is not left stepping
+    assert infos["task_id"].tolist() == ["echo/apple"] * 2
+    assert pool.step(["apple"] * 2)[1].tolist() == [1.0, 1.0]
+    pool.close()
+
+
 @pytest.mark.slow  # each worker loads torch and the MiniLM encoder: ~30 s on 2 busy cores
 def test_skill_envs_in_two_workers_share_one_library(ray_session, tmp_path, encoder):
     path = str(tmp_path / "shared.sqlite")
