@@ -241,7 +241,10 @@ def test_yaml_agents_and_bad_yaml(tmp_path):
     assert entries[2].temperature == 0.4 and entries[2].max_new_tokens == 64
     for text, message in [("agents: [1, 2", "cannot read"), ("agents: {}", "expected 'agents:'"),
                           ("agents:\n  - {spec: random, colour: red}", "only the keys"),
-                          ("agents:\n  - {spec: random, temperature: hot}", "temperature")]:  # fmt: skip
+                          ("agents:\n  - {spec: random, temperature: hot}", "temperature"),
+                          ("agents:\n  - {spec: random, step_timeout: '30'}", "step_timeout must be a positive"),
+                          ("agents:\n  - {spec: random, history_length: two}", "history_length"),
+                          ("agents:\n  - {spec: random, max_retries: -1}", "max_retries")]:  # fmt: skip
         bad = tmp_path / "bad.yaml"
         bad.write_text(text)
         with pytest.raises(ValueError, match=message):
@@ -315,6 +318,12 @@ def test_corrupt_transcripts_are_skipped_and_replayed(tmp_path):
     assert tables["skipped"] and tables["suites"]["keyword"]["rows"][0]["episodes"] == 1
     _run(tmp_path, parse_agents(["expert"]), episodes=2)  # the damaged one is played again
     assert build_tables(tmp_path, reported=[])["suites"]["keyword"]["rows"][0]["episodes"] == 2
+    lines = second.read_text().splitlines()
+    header = json.loads(lines[0])
+    second.write_text("\n".join([json.dumps({**header, "seed": None}), *lines[1:]]) + "\n")  # a field's type wrong
+    tables = build_tables(tmp_path, reported=[])
+    assert tables["suites"]["keyword"]["rows"][0]["episodes"] == 1
+    assert any("malformed (TypeError" in problem and "seed None" in problem for problem in tables["skipped"])
 
 
 def test_cli_run_and_show(tmp_path):

@@ -95,7 +95,7 @@ def run_leaderboard(agents: list[AgentEntry], suites: list[Suite], config: RunCo
             for suite in suites:
                 try:
                     _run_suite(loaded, suite, config, summary)
-                except (ValueError, OSError, ImportError, RuntimeError) as problem:  # this pair only; the run goes on
+                except Exception as problem:  # an agent or env that breaks fails this pair only; the run goes on
                     summary.errors.append(f"{loaded.name} on {suite.key}: {type(problem).__name__}: {problem}")
                     print(f"leaderboard: {summary.errors[-1]}", file=sys.stderr)
         finally:

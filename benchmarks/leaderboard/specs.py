@@ -68,8 +68,17 @@ class AgentEntry:
             raise ValueError(f"unknown agent spec {self.spec!r}; kinds: {', '.join(_KINDS)}")
         if not isinstance(self.temperature, (int, float)) or not 0 <= self.temperature <= 5:
             raise ValueError(f"temperature must be in [0, 5], got {self.temperature!r}")
-        if not isinstance(self.max_new_tokens, int) or not 1 <= self.max_new_tokens <= 32768:
+        if not _is_int(self.max_new_tokens) or not 1 <= self.max_new_tokens <= 32768:
             raise ValueError(f"max_new_tokens must be an integer in [1, 32768], got {self.max_new_tokens!r}")
+        if not _is_int(self.history_length) or self.history_length < 0:
+            raise ValueError(f"history_length must be an integer >= 0, got {self.history_length!r}")
+        if not _is_int(self.max_retries) or not 0 <= self.max_retries <= 100:
+            raise ValueError(f"max_retries must be an integer in [0, 100], got {self.max_retries!r}")
+        timeout = self.step_timeout
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0):
+            raise ValueError(f"step_timeout must be a positive number of seconds, got {timeout!r}")
+        if not isinstance(self.api_key_env, str) or not self.api_key_env:
+            raise ValueError(f"api_key_env must name an environment variable, got {self.api_key_env!r}")
 
     @property
     def kind(self) -> str:
@@ -248,10 +257,12 @@ def load_policy_or_checkpoint(model: str | None) -> tuple[Any, Any]:
 
     path = Path(model) if model else None
     if path is not None and (path / "checkpoints").is_dir():  # a run folder: its latest checkpoint
-        latest = path / "checkpoints" / "latest"
-        if not latest.is_file():
-            raise ValueError(f"{path} has no checkpoint yet (no checkpoints/latest)")
-        path = path / "checkpoints" / latest.read_text().strip()
+        from agents.grpo.checkpoint import latest_checkpoint
+
+        latest = latest_checkpoint(path)
+        if latest is None:
+            raise ValueError(f"{path} has no checkpoint yet (no complete checkpoints/step_* folder)")
+        path = latest
     if path is None or not (path / "trainer_state.json").is_file():
         return load_policy(model)
     run_dir = path.parent.parent
@@ -268,3 +279,7 @@ def load_policy_or_checkpoint(model: str | None) -> tuple[Any, Any]:
 
     net.load_state_dict(load_file(path / "trainable.safetensors"), strict=False)
     return net, tokenizer
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

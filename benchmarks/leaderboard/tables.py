@@ -102,7 +102,13 @@ def build_tables(out: Path, reported: list[dict[str, Any]] | None = None) -> dic
         if transcript is None:
             skipped.append(problem)
             continue
-        e = episode_metrics(transcript)
+        try:
+            e = episode_metrics(transcript)
+        except (TypeError, ValueError, AttributeError) as problem:  # a field of the wrong type: not counted
+            h = transcript["header"]
+            skipped.append(f"transcript of {h.get('agent')!r} on {h.get('suite')!r}, seed {h.get('seed')!r}, "
+                           f"episode {h.get('episode')!r}: malformed ({type(problem).__name__}: {problem})")  # fmt: skip
+            continue
         grouped[e["suite"]][e["agent"]].setdefault(e["seed"], []).append(e)
         specs[e["agent"]] = e["spec"]
     reported = load_reported() if reported is None else reported
