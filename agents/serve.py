@@ -216,13 +216,20 @@ async def _read_json(request: Any) -> dict[str, Any]:
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
         raise RequestError(f"the body must be 1..{MAX_BODY_BYTES} bytes")
-    raw = await request.body()
-    if not raw or len(raw) > MAX_BODY_BYTES:
+    chunks, size = [], 0
+    async for chunk in request.stream():  # a chunked body declares no length: count what arrives
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise RequestError(f"the body must be 1..{MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    if not size:
         raise RequestError(f"the body must be 1..{MAX_BODY_BYTES} bytes")
     try:
-        body = json.loads(raw)
+        body = json.loads(b"".join(chunks))
     except (json.JSONDecodeError, UnicodeDecodeError) as problem:
         raise RequestError(f"the body is not JSON: {problem}") from None
+    except RecursionError:
+        raise RequestError("the body's JSON is nested too deeply") from None
     if not isinstance(body, dict):
         raise RequestError("the body must be a JSON object")
     return body

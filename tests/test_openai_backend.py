@@ -64,6 +64,30 @@ def test_bad_requests_get_a_clear_400(served, body, message):
     assert message in json.loads(caught.value.read())["error"]["message"]
 
 
+def test_a_chunked_body_past_the_limit_and_deep_nesting_get_a_400(served):
+    import http.client
+
+    from agents.serve import MAX_BODY_BYTES
+
+    server, _ = served
+    host, port = server.url.split("//")[1].split("/")[0].split(":")
+    piece = b" " * (1 << 20)
+    for chunks, message in (((piece for _ in range(MAX_BODY_BYTES // len(piece) + 2)), "the body must be"),
+                            ([b"[" * 100_000 + b"]" * 100_000], "nested too deeply")):  # fmt: skip
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        try:
+            connection.request("POST", "/v1/chat/completions", body=chunks, encode_chunked=True,
+                               headers={"Content-Type": "application/json"})  # fmt: skip
+            response = connection.getresponse()
+            status, reply = response.status, response.read()
+        except (BrokenPipeError, ConnectionResetError):  # the server answered and closed before the body ended
+            assert message == "the body must be"
+            continue
+        finally:
+            connection.close()
+        assert status == 400 and message in json.loads(reply)["error"]["message"]
+
+
 def test_evaluation_rollout_through_http(served):
     server, _ = served
     envs = [gym.make("Keyword-v0", answer_format="plain") for _ in range(3)]
