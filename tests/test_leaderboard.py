@@ -121,6 +121,30 @@ def test_python_agents_by_spec_a_class_and_a_function(tmp_path):
         assert not transcript["result"]["failed"]
 
 
+class Counter:
+    """Right answers; counts the episodes it began, one instance per env."""
+
+    def __init__(self) -> None:
+        self.episodes: list[str] = []
+
+    def reset(self, observation, info):
+        self.episodes.append(info["task_id"])
+
+    def act(self, observation, info):
+        assert len(self.episodes) == len(set(self.episodes)), "another env's episode began on this instance"
+        return ANSWERS[self.episodes[-1]]
+
+
+COUNTER = Counter()
+
+
+def test_an_agent_object_is_copied_for_each_env(tmp_path):
+    _run(tmp_path, parse_agents(["python:tests.test_leaderboard:COUNTER"]), episodes=6, num_envs=3)
+    [transcripts] = _results(tmp_path).values()
+    assert len(transcripts) == 6 and all(t["result"]["won"] for t in transcripts)
+    assert COUNTER.episodes == []  # the object given is left as it was
+
+
 def test_random_and_expert_on_keyword_and_alfworld(tmp_path):
     _run(tmp_path, parse_agents(["random", "expert"]), episodes=6)
     _run(tmp_path, parse_agents(["random", "expert"]), episodes=2, suite=parse_suite("alfworld"), num_envs=2,

@@ -11,7 +11,7 @@ Importing it is optional: the protocol is duck-typed, and ``skill-gym leaderboar
 python:my_module:MyAgent`` loads any class or function that has the shape below.
 
 An agent plays one episode at a time. The runner makes one instance per parallel env (a class is called with
-no arguments; a function is wrapped in :class:`FunctionAgent`), calls ``reset`` when an episode begins,
+no arguments; an object is copied; a function is wrapped in :class:`FunctionAgent`), calls ``reset`` when an episode begins,
 ``act`` once per step, and ``observe`` after each step. ``act`` must return a string within the per-step
 timeout; an agent that raises, returns something else or hangs ends that episode as *failed* (recorded, and
 the run goes on).

@@ -23,6 +23,7 @@ step_timeout, api_key_env, max_retries}`` (only ``spec`` is required; a bare str
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib
 import inspect
@@ -148,11 +149,12 @@ def _import_object(target: str) -> Any:
 
 
 def agent_factory(obj: Any) -> Callable[[], Agent]:
-    """One agent per env from a class, an object with ``act``, or a plain function ``f(observation, info)``."""
+    """One agent per env from a class, an object with ``act`` (each env gets a copy; the object given stays as it
+    is), or a plain function ``f(observation, info)``."""
     if inspect.isclass(obj):
         return obj
     if callable(getattr(obj, "act", None)):
-        return lambda: obj
+        return lambda: copy.deepcopy(obj)  # one shared object would see every env's episodes at once
     if callable(obj):
         return lambda: FunctionAgent(obj)
     raise ValueError(f"an agent must be a class, an object with act() or a function, got {type(obj).__name__}")

@@ -10,7 +10,8 @@ library) that loads what the first step of a run loads. It reports per step: wal
 time (less sensitive to other jobs on the machine than wall time), generation time, prompt (context) and
 response tokens, turns, the learner's peak RSS — and the ratios, of wall and of CPU time.
 
-    python -m benchmarks.perf.learners [--steps 2] [--model PATH_OR_ID] [--out benchmarks/results/learners.json]
+    python -m benchmarks.perf.learners [--steps 2] [--model PATH_OR_ID] [--learners grpo,skill1]
+                                       [--max-steps 4] [--out benchmarks/results/learners.json]
 
 The default size (one task, a group of 2, 4 act steps) finishes in about 12 minutes on a quiet 2-core machine.
 """
@@ -51,6 +52,9 @@ class Args:
     max_new_tokens: int = dataclasses.field(default=32, metadata={"help": "token budget of one response"})
     max_steps: int = dataclasses.field(default=4, metadata={"help": "ALFWorld act steps per episode"})
     threads: int = dataclasses.field(default=2, metadata={"help": "torch intra-op threads"})
+    learners: str = dataclasses.field(
+        default="grpo,skill1,skill0_full,skill0_empty", metadata={"help": "comma-separated learners to measure"}
+    )
     out: str = dataclasses.field(
         default="benchmarks/results/learners.json", metadata={"help": "where to write the JSON results"}
     )
@@ -120,8 +124,15 @@ def main(args: Args) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="learners-bench-"))
     load_start = os.getloadavg()[0]
     started = time.perf_counter()
+    wanted = [name.strip() for name in args.learners.split(",") if name.strip()]
     try:
         factories = _trainers(args, root)
+        unknown = sorted(set(wanted) - set(factories) | ({"warmup"} & set(wanted)))
+        if unknown or not wanted:
+            raise SystemExit(
+                f"--learners: unknown {unknown or wanted}; choose from {sorted(set(factories) - {'warmup'})}"
+            )
+        factories = {name: make for name, make in factories.items() if name == "warmup" or name in wanted}
         rows: dict[str, list[dict[str, float]]] = {name: [] for name in factories if name != "warmup"}
         for name, make in factories.items():
             gc.collect()
@@ -142,16 +153,21 @@ def main(args: Args) -> dict[str, Any]:
     def ratio(num: str, den: str, key: str) -> float:
         return summary[num][key] / summary[den][key]
 
-    ratios = {
-        "skill1_over_grpo_step_time": ratio("skill1", "grpo", "step_s"),
-        "skill1_over_grpo_cpu_time": ratio("skill1", "grpo", "cpu_s"),
-        "skill1_over_grpo_generate_time": ratio("skill1", "grpo", "generate_s"),
-        "skill1_over_grpo_tokens": (summary["skill1"]["prompt_tokens"] + summary["skill1"]["response_tokens"])
-        / (summary["grpo"]["prompt_tokens"] + summary["grpo"]["response_tokens"]),
-        "skill0_full_over_empty_context_tokens": ratio("skill0_full", "skill0_empty", "prompt_tokens"),
-        "skill0_full_over_empty_step_time": ratio("skill0_full", "skill0_empty", "step_s"),
-        "skill0_full_over_empty_cpu_time": ratio("skill0_full", "skill0_empty", "cpu_s"),
-    }
+    ratios = {}
+    if {"skill1", "grpo"} <= set(summary):
+        ratios |= {
+            "skill1_over_grpo_step_time": ratio("skill1", "grpo", "step_s"),
+            "skill1_over_grpo_cpu_time": ratio("skill1", "grpo", "cpu_s"),
+            "skill1_over_grpo_generate_time": ratio("skill1", "grpo", "generate_s"),
+            "skill1_over_grpo_tokens": (summary["skill1"]["prompt_tokens"] + summary["skill1"]["response_tokens"])
+            / (summary["grpo"]["prompt_tokens"] + summary["grpo"]["response_tokens"]),
+        }
+    if {"skill0_full", "skill0_empty"} <= set(summary):
+        ratios |= {
+            "skill0_full_over_empty_context_tokens": ratio("skill0_full", "skill0_empty", "prompt_tokens"),
+            "skill0_full_over_empty_step_time": ratio("skill0_full", "skill0_empty", "step_s"),
+            "skill0_full_over_empty_cpu_time": ratio("skill0_full", "skill0_empty", "cpu_s"),
+        }
     common.print_table(
         ["learner", "step s", "CPU s", "gen s", "prompt tok", "resp tok", "act/ep", "peak GB"],
         [[name, f"{r['step_s']:.1f}", f"{r['cpu_s']:.1f}", f"{r['generate_s']:.1f}", f"{r['prompt_tokens']:.0f}",
