@@ -164,22 +164,19 @@ def test_random_and_expert_on_keyword_and_alfworld(tmp_path):
                                  if x["header"]["suite"] == "keyword"]  # fmt: skip
 
 
+def scripted_answer(prompt) -> str:
+    """A scripted chat model's answer: reads the Keyword task from the prompt, answers in the env's format."""
+    text = prompt[-1]["content"]
+    kinds = (
+        text.replace("opposite of", "opposite").replace("plural of", "plural").replace("Answer with the word", "echo")
+    )
+    task = next(t for t in TASKS if f"the word '{t['word']}'" in text and t["task_type"] in kinds)
+    return f"<think>easy</think><action>{task['answer']}</action>"
+
+
 def test_openai_endpoint_agent_against_the_real_loopback_server(tmp_path, monkeypatch):
-    def rule(prompts):  # a scripted chat model: reads the task from the prompt, answers in the env's format
-        answers = []
-        for prompt in prompts:
-            text = prompt[-1]["content"]
-            task = next(
-                t
-                for t in TASKS
-                if f"the word '{t['word']}'" in text
-                and t["task_type"]
-                in text.replace("opposite of", "opposite")
-                .replace("plural of", "plural")
-                .replace("Answer with the word", "echo")
-            )
-            answers.append(f"<think>easy</think><action>{task['answer']}</action>")
-        return answers
+    def rule(prompts):
+        return [scripted_answer(p) for p in prompts]
 
     model, tokenizer = tiny_policy(seed=0)
     monkeypatch.setenv("LEADERBOARD_TEST_KEY", "sk-test")
@@ -195,6 +192,20 @@ def test_openai_endpoint_agent_against_the_real_loopback_server(tmp_path, monkey
     tiny_turns = [t for x in results["tiny"] for t in x["turns"]]
     assert tiny_turns and all(t["prompt_tokens"] > 10 and 1 <= t["response_tokens"] <= 4 for t in tiny_turns)
     assert not any(x["result"]["failed"] for x in results["tiny"])
+
+
+def test_a_request_the_endpoint_refuses_fails_only_its_own_episode(tmp_path):
+    def rule(prompts):  # a chat model that answers right, except that it fails on any plural task
+        if any("plural of" in p[-1]["content"] for p in prompts):
+            raise RuntimeError("cannot do plurals")
+        return [scripted_answer(p) for p in prompts]
+
+    with ChatServer(CallableBackend(rule), model_name="rule") as server:  # answers 500 to a plural prompt
+        _run(tmp_path, [AgentEntry(f"openai:rule@{server.url}", name="rule", max_retries=0)], episodes=9)
+    [transcripts] = _results(tmp_path).values()
+    failed = {t["header"]["task_type"] == "plural": t["result"]["failed"] for t in transcripts}
+    assert failed == {True: True, False: False}  # both kinds were played; only the plural episodes failed
+    assert all(t["result"]["won"] for t in transcripts if t["header"]["task_type"] != "plural")
 
 
 def test_our_policy_from_a_model_folder_through_the_transformers_backend(tmp_path):

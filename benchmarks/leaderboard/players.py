@@ -168,15 +168,11 @@ class BackendPlayer:
                infos: Sequence[Mapping[str, Any]]) -> list[Decision]:  # fmt: skip
         prompts = [self.builder.build(dict(o), self.histories[s], self.steps[s]) for s, o in zip(slots, observations,
                                                                                                strict=True)]  # fmt: skip
-        try:
-            generations = self.backend.generate(prompts, self.sampling)
-            if len(generations) != len(prompts):
-                raise ValueError(f"the backend answered {len(generations)} of {len(prompts)} prompts")
-        except Exception as problem:  # an endpoint that fails after its retries fails these episodes, not the run
-            return [Decision(action="", prompt=p, error=f"{type(problem).__name__}: {str(problem)[:300]}")
-                    for p in prompts]  # fmt: skip
         decisions = []
-        for slot, observation, prompt, gen in zip(slots, observations, prompts, generations, strict=True):
+        for slot, observation, prompt, gen in zip(slots, observations, prompts, self._generate(prompts), strict=True):
+            if isinstance(gen, str):  # this prompt failed after the backend's retries: its episode fails, not the run
+                decisions.append(Decision(action="", prompt=prompt, error=gen))
+                continue
             phase = observation.get("phase", "act") or "act"
             action, format_valid = self.builder.parse(gen.text, phase)
             prompt_tokens, response_tokens = _token_counts(gen)
@@ -185,6 +181,19 @@ class BackendPlayer:
                                       prompt_tokens=prompt_tokens, response_tokens=response_tokens,
                                       format_valid=format_valid))  # fmt: skip
         return decisions
+
+    def _generate(self, prompts: list[ChatPrompt]) -> list[Generation | str]:
+        """One generation per prompt, or the error that prompt met: when a batch fails, its prompts are asked
+        again one at a time, so one bad prompt (too long for the endpoint, say) fails only its own episode."""
+        try:
+            generations = self.backend.generate(prompts, self.sampling)
+            if len(generations) != len(prompts):
+                raise ValueError(f"the backend answered {len(generations)} of {len(prompts)} prompts")
+            return list(generations)
+        except Exception as problem:
+            if len(prompts) > 1:
+                return [answer for p in prompts for answer in self._generate([p])]
+            return [f"{type(problem).__name__}: {str(problem)[:300]}"]
 
     def feedback(self, slot: int, action: str, observation: Mapping[str, str], reward: float, terminated: bool,
                  truncated: bool, info: Mapping[str, Any]) -> str:  # fmt: skip
