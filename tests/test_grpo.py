@@ -157,6 +157,26 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     assert (tmp_path / "resumed" / "run" / "checkpoints" / "step_000004" / "optimizer.pt").is_file()
 
 
+def test_a_new_run_in_a_run_folder_is_refused_and_a_lost_pointer_is_found(tmp_path):
+    small = dict(total_steps=2, tasks_per_step=1, group_size=2, save_every=1, keep_checkpoints=1)
+    trainer = _tiny_trainer(tmp_path, **small)
+    trainer.train()
+    trainer.close()
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert [p.name for p in checkpoints.glob("step_*")] == ["step_000002"]  # keep 1: the one just written
+    with pytest.raises(ValueError, match=r"holds a run \(checkpoint step_000002\): pass resume=True"):
+        _tiny_trainer(tmp_path, **small)  # would have pruned the new run's checkpoints against the old ones
+    (checkpoints / "latest").write_text("step_000099")  # a pointer to nothing: the newest complete one is used
+    resumed = _tiny_trainer(tmp_path, **small, resume=True)
+    assert resumed.step == 2
+    resumed.close()
+    with pytest.raises(ValueError, match=r"other settings than it was trained with \(learning_rate: 0.03 -> 0.001\)"):
+        _tiny_trainer(tmp_path, **small, resume=True, learning_rate=1e-3)  # the optimizer state would override it
+    for bad in ({"save_every": 0}, {"keep_checkpoints": 0}, {"save_every": True}):
+        with pytest.raises(ValueError, match="must be a positive integer"):
+            GRPOConfig(**bad)
+
+
 class _OwnRNGBackend(TransformersBackend):
     """The transformers backend drawing from an RNG of its own that no checkpoint saves, as vLLM's engine does:
     a request without a seed samples differently in every process."""

@@ -17,6 +17,18 @@ PROMPTS = [
 ]
 
 
+def test_a_seeded_call_draws_from_its_seed_and_leaves_the_process_rng_alone():
+    backend = TransformersBackend(*tiny_policy(seed=1))
+    seeded = SamplingConfig(max_new_tokens=6, temperature=1.0, seed=3)
+    torch.manual_seed(11)
+    first = backend.generate(PROMPTS, seeded)
+    after = torch.rand(4)  # an evaluation's seed must not reset the training stream
+    torch.manual_seed(11)
+    assert torch.equal(torch.rand(4), after)
+    torch.manual_seed(12)
+    assert [g.response_ids for g in backend.generate(PROMPTS, seeded)] == [g.response_ids for g in first]
+
+
 def test_generation_logprobs_match_a_forward_pass_at_temperature_one():
     model, tokenizer = tiny_policy(seed=1)
     backend = TransformersBackend(model, tokenizer)

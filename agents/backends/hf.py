@@ -140,9 +140,6 @@ class TransformersBackend(StaticBackend):
         for i, ids in enumerate(prompt_ids):
             input_ids[i, width - len(ids) :] = torch.tensor(ids)
             attention[i, width - len(ids) :] = 1
-        generator_seed = sampling.seed
-        if generator_seed is not None:
-            torch.manual_seed(generator_seed)
         kwargs: dict[str, Any] = {
             "max_new_tokens": sampling.max_new_tokens,
             "do_sample": not sampling.greedy,
@@ -157,8 +154,17 @@ class TransformersBackend(StaticBackend):
             kwargs.update(stop_strings=list(sampling.stop), tokenizer=tok)
         was_training = self.model.training
         self.model.eval()
+        # A seeded call draws from its own seed and leaves the process's RNG where it was (an evaluation's seed
+        # must not reset the training stream); an unseeded one draws from the process's RNG.
+        own_rng = sampling.seed is not None
+        devices = [device] if own_rng and device.type == "cuda" else []
         try:
-            result = self.model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device), **kwargs)
+            with torch.random.fork_rng(devices=devices, enabled=own_rng):
+                if own_rng:
+                    torch.manual_seed(sampling.seed)
+                result = self.model.generate(
+                    input_ids=input_ids.to(device), attention_mask=attention.to(device), **kwargs
+                )
         finally:
             self.model.train(was_training)
         sequences = result.sequences[:, width:]

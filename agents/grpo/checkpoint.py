@@ -3,8 +3,8 @@
 This module holds :func:`save_checkpoint` and :func:`load_checkpoint`. A checkpoint is a folder
 ``<run_dir>/checkpoints/step_<N>`` written under a staging name and renamed when complete (a killed
 save leaves the previous checkpoint intact); ``checkpoints/latest`` names the newest. It holds the
-trainable weights (safetensors; the peft adapter too), optimizer and scheduler states, the torch,
-NumPy, Python and task-sampler RNG states, the learner's own JSON state (e.g. SKILL0's curriculum)
+trainable weights (safetensors; the peft adapter too), optimizer and scheduler states, the torch (CPU,
+and CUDA when used), NumPy, Python and task-sampler RNG states, the learner's own JSON state (e.g. SKILL0's curriculum)
 and a snapshot of the skill library. Nothing is unpickled except torch's own tensor states
 (``weights_only=True``).
 """
@@ -12,6 +12,7 @@ and a snapshot of the skill library. Nothing is unpickled except torch's own ten
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 from collections.abc import Callable
@@ -23,7 +24,7 @@ import torch
 
 from agents.grpo.update import PolicyUpdate
 
-__all__ = ["load_checkpoint", "save_checkpoint"]
+__all__ = ["latest_checkpoint", "load_checkpoint", "save_checkpoint"]
 
 
 def save_checkpoint(
@@ -50,7 +51,10 @@ def save_checkpoint(
         model.save_pretrained(staging / "adapter")
     torch.save(policy.optimizer.state_dict(), staging / "optimizer.pt")
     torch.save(policy.scheduler.state_dict(), staging / "scheduler.pt")
-    torch.save({"torch": torch.get_rng_state()}, staging / "rng.pt")
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # sampling on a GPU draws from its generator
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    torch.save(rng, staging / "rng.pt")
     state = {
         "step": step,
         "sampler": _jsonable(sampler.bit_generator.state),
@@ -66,10 +70,25 @@ def save_checkpoint(
             lib.snapshot(staging, step)
     shutil.rmtree(final, ignore_errors=True)
     staging.rename(final)
-    (root / "latest").write_text(final.name)
-    for old in sorted(p for p in root.glob("step_*") if p.is_dir())[:-keep]:
+    pointer = root / ".latest.tmp"
+    pointer.write_text(final.name)
+    os.replace(pointer, root / "latest")  # a killed write leaves the old pointer whole
+    older = sorted(p for p in root.glob("step_*") if p.is_dir() and p.name < final.name)
+    for old in older[: max(len(older) - (keep - 1), 0)]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The checkpoint ``checkpoints/latest`` names, else the newest complete ``step_*`` folder; ``None``: none."""
+    root = Path(run_dir) / "checkpoints"
+    named = root / "latest"
+    if named.is_file():
+        path = root / named.read_text().strip()
+        if (path / "trainer_state.json").is_file():
+            return path
+    complete = sorted(p for p in root.glob("step_*") if (p / "trainer_state.json").is_file())
+    return complete[-1] if complete else None
 
 
 def load_checkpoint(
@@ -82,16 +101,18 @@ def load_checkpoint(
     """Restore the latest (or given) checkpoint; ``(step, folder, learner state)``, or ``None`` when there is none."""
     from safetensors.torch import load_file
 
-    root = run_dir / "checkpoints"
     if path is None:
-        if not (root / "latest").is_file():
+        path = latest_checkpoint(run_dir)
+        if path is None:
             return None
-        path = root / (root / "latest").read_text().strip()
     path = Path(path)
     policy.model.load_state_dict(load_file(path / "trainable.safetensors"), strict=False)
     policy.optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
     policy.scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
-    torch.set_rng_state(torch.load(path / "rng.pt", weights_only=True)["torch"])
+    rng = torch.load(path / "rng.pt", weights_only=True)
+    torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
     state = json.loads((path / "trainer_state.json").read_text())
     step = int(state["step"])
     sampler.bit_generator.state = state["sampler"]

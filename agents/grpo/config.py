@@ -148,6 +148,10 @@ class GRPOConfig:
     )
 
     def __post_init__(self) -> None:
+        for name in ("save_every", "keep_checkpoints"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer; got {value!r}")
         hints = typing.get_type_hints(type(self))
         for field in dataclasses.fields(self):
             choices = typing.get_args(hints[field.name]) if typing.get_origin(hints[field.name]) is Literal else ()

@@ -20,6 +20,7 @@ say how to prompt it and how to read the policy's answers.
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import time
 from collections.abc import Sequence
@@ -34,7 +35,7 @@ from agents.backends.base import Backend, SamplingConfig
 from agents.backends.hf import LoraSettings, TransformersBackend, load_policy
 from agents.evaluation import evaluate, make_rollout_envs, success_by_type
 from agents.grpo.advantages import episode_return, gigpo_turn_advantages, grpo_turn_advantages, step_group_sizes
-from agents.grpo.checkpoint import load_checkpoint, save_checkpoint
+from agents.grpo.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from agents.grpo.config import GRPOConfig
 from agents.grpo.update import PolicyUpdate, Sample, release_freed_memory
 from agents.prompts import PromptBuilder
@@ -61,6 +62,12 @@ class GRPOTrainer:
     ) -> None:
         self.config = config
         self.run_dir = Path(config.run_dir)
+        earlier = latest_checkpoint(self.run_dir)
+        if earlier is not None and not config.resume:  # a new run here would mix with it and prune its checkpoints
+            raise ValueError(f"{self.run_dir} holds a run (checkpoint {earlier.name}): pass resume=True (--resume) "
+                             "to continue it, or another run_dir (--run-dir)")  # fmt: skip
+        if earlier is not None:
+            _check_resumable(self.run_dir / "config.json", config)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         _seed_everything(config.seed)
         if model is None:
@@ -292,6 +299,23 @@ def _perf_metrics(stats: RolloutStats, step_seconds: float) -> dict[str, float]:
         "perf/prompt_tokens": float(stats.prompt_tokens),
         "perf/tokens_per_s": stats.response_tokens / max(stats.generate_seconds, 1e-9),
     }
+
+
+FIXED_ON_RESUME = ("env_id", "model", "dtype", "lora_rank", "lora_alpha", "learning_rate", "weight_decay")
+"""Settings a checkpoint fixes: its weights, adapter and optimizer state were made with them."""
+
+
+def _check_resumable(saved_path: Path, config: GRPOConfig) -> None:
+    """Refuse to resume a run with other :data:`FIXED_ON_RESUME` settings than it was made with."""
+    try:
+        saved = json.loads(saved_path.read_text())
+    except (OSError, ValueError):
+        return  # no record of the run's settings to compare with
+    changed = [f"{k}: {saved[k]!r} -> {getattr(config, k)!r}" for k in FIXED_ON_RESUME
+               if k in saved and saved[k] != getattr(config, k)]  # fmt: skip
+    if changed:
+        raise ValueError(f"cannot resume {saved_path.parent} with other settings than it was trained with "
+                         f"({'; '.join(changed)}): use the run's, or start a new run_dir")  # fmt: skip
 
 
 def _seed_everything(seed: int) -> None:
