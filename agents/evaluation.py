@@ -1,14 +1,14 @@
 """Evaluation: any policy over a split of any registered env, with vector envs, into one result record.
 
-This module holds :func:`evaluate` and :class:`EvalResult`. It is the one evaluation of the project:
-GRPO's validation, SKILL0's with/without-skills validation and the leaderboard all call it.
+This module holds :func:`evaluate` and :class:`EvalResult`: GRPO's validation and SKILL0's with/without-skills
+validation call it; the leaderboard plays the same episode loop (:func:`agents.rollout.play`) with transcripts.
 
 A policy is any of:
 
 * a :class:`~agents.backends.base.Backend` (transformers, vLLM, an OpenAI-compatible endpoint): chat
   prompts are built from the env's own instructions and its answers parsed by the env's formats;
-* an :class:`~agents.rollout.EnvAgent` (``act(observations, infos) -> actions``): scripted, oracle,
-  random or third-party agents that write env actions themselves;
+* a :class:`~skill_gym.agent.BatchAgent`, or one :class:`~skill_gym.agent.Agent` (``act(observation, info) ->
+  action``; each env plays a copy): scripted, oracle, random or third-party agents that write env actions;
 * a plain callable ``f(prompts: list[ChatPrompt]) -> list[str]``: any chat model behind a function.
 
 Skill envs are evaluated with a frozen library (``read_only=True``) unless ``env_kwargs`` says otherwise.
@@ -27,7 +27,8 @@ import numpy as np
 import skill_gym
 from agents.backends.base import Backend, ChatPrompt, Generation, SamplingConfig, StaticBackend
 from agents.prompts import PromptBuilder
-from agents.rollout import EnvAgent, Episode, HoldFinalStep, rollout
+from agents.rollout import Episode, HoldFinalStep, rollout
+from skill_gym.agent import Agent, BatchAgent
 
 __all__ = ["CallableBackend", "EvalResult", "evaluate", "make_rollout_envs", "success_by_type"]
 
@@ -118,7 +119,7 @@ def make_rollout_envs(
 
 
 def evaluate(
-    policy: Backend | EnvAgent | Callable[[list[ChatPrompt]], Sequence[str]],
+    policy: Backend | BatchAgent | Agent | Callable[[list[ChatPrompt]], Sequence[str]],
     env_id: str,
     env_kwargs: dict[str, Any] | None = None,
     task_ids: Sequence[str] | None = None,
@@ -145,9 +146,11 @@ def evaluate(
     kwargs = dict(env_kwargs or {})
     if skill_gym.is_skill_env(env_id):
         kwargs.setdefault("read_only", True)
-    if not isinstance(policy, (Backend, EnvAgent)):
+    if not isinstance(policy, (Backend, BatchAgent, Agent)):
         if not callable(policy):
-            raise TypeError(f"policy must be a Backend, an EnvAgent or a callable, got {type(policy).__name__}")
+            raise TypeError(
+                f"policy must be a Backend, an Agent, a BatchAgent or a callable, got {type(policy).__name__}"
+            )
         policy = CallableBackend(policy)
     probe = gym.make(env_id, **kwargs)
     try:

@@ -1,37 +1,38 @@
-"""The multi-turn rollout engine: many text envs stepped together with batched generation.
+"""The multi-turn rollout engine: the one episode loop, many text envs stepped together with batched answers.
 
-This module holds :class:`Turn` and :class:`Episode` (what a learner trains on: per-turn prompt
-and response token ids, sampling log-probs, phase, validity flags and rewards; env text is only
-ever inside prompts, so it is never trained on), :class:`EnvAgent` (the protocol of agents that
-write env actions from observations directly: scripted, oracle, random, third-party code),
-:class:`HoldFinalStep` (keeps a finished episode still inside a vector env) and :func:`rollout`,
-which runs one episode in each env — a list of envs or a Gymnasium vector env — generating for
-all unfinished envs at once.
+This module holds :class:`Turn` and :class:`Episode` (what a learner trains on and the leaderboard records:
+per-turn prompt and response token ids, sampling log-probs, phase, validity flags and rewards; env text is only
+ever inside prompts, so it is never trained on), :class:`EnvSet` (a list of envs or a vector env behind one
+interface), :class:`HoldFinalStep` (keeps a finished episode still inside a vector env), :func:`play` — the one
+episode loop, driving a :class:`~agents.players.Player` over env slots with a callback per finished episode —
+and :func:`rollout`, which plays one episode in each env with a chat backend or a
+:class:`~skill_gym.agent.BatchAgent`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-from agents.backends.base import Backend, Generation, SamplingConfig
+from agents.backends.base import Backend, ChatPrompt, SamplingConfig
+from agents.players import AgentPlayer, ChatPlayer, Player
 from agents.prompts import PromptBuilder
+from skill_gym.agent import Agent, BatchAgent, agent_factory
 
 __all__ = [
-    "EnvAgent",
     "EnvSet",
     "Episode",
     "HoldFinalStep",
     "RolloutStats",
     "Turn",
+    "play",
     "rollout",
     "rollout_seed",
-    "turn_sampling",
 ]
 
 
@@ -50,6 +51,13 @@ class Turn:
     reward: float
     observation: str = ""
     """The observation text the policy answered (for transcripts; the prompt holds more)."""
+    prompt_tokens: int = 0
+    response_tokens: int = 0
+    """Token counts (a server's own where it reports no token ids)."""
+    seconds: float = 0.0
+    """Wall time of the turn's batched answer."""
+    prompt: ChatPrompt | None = None
+    """The chat prompt, kept when :func:`play` is asked to (transcripts)."""
 
 
 @dataclasses.dataclass
@@ -65,6 +73,11 @@ class Episode:
     env_return: float = 0.0
     truncated: bool = False
     skill: dict[str, Any] = dataclasses.field(default_factory=dict)
+    failed: bool = False
+    """The player failed in this episode (an agent that raised or hung, a prompt the endpoint refused)."""
+    error: str = ""
+    seconds: float = 0.0
+    """Wall time from the rollout's start to this episode's end."""
 
     @property
     def n_invalid_format(self) -> int:
@@ -89,15 +102,6 @@ class RolloutStats:
     env_seconds: float = 0.0
     prompt_tokens: int = 0
     response_tokens: int = 0
-
-
-@runtime_checkable
-class EnvAgent(Protocol):
-    """An agent that reads observations and writes env actions (no chat prompts, no token ids)."""
-
-    def act(self, observations: Sequence[dict[str, str]], infos: Sequence[dict[str, Any]]) -> list[str]:
-        """One action per observation, in order."""
-        ...
 
 
 class HoldFinalStep(gym.Wrapper):
@@ -171,19 +175,6 @@ def _index(batch: Any, i: int) -> Any:
     return item.item() if hasattr(item, "item") and getattr(item, "ndim", 1) == 0 else item
 
 
-def turn_sampling(sampling: SamplingConfig, turn: int, width: int) -> SamplingConfig:
-    """The sampling settings of turn ``turn`` (1-based) of a rollout over ``width`` envs: a seeded config moves
-    its seed by ``(turn − 1)·width``, so with the backends' per-request ``seed + index`` no two requests of a
-    rollout share a seed and a rerun draws the same ones.
-
-    >>> turn_sampling(SamplingConfig(seed=100), turn=3, width=8).seed
-    116
-    """
-    if sampling.seed is None:
-        return sampling
-    return dataclasses.replace(sampling, seed=sampling.seed + (turn - 1) * width)
-
-
 def rollout_seed(seed: int, step: int, rank: int = 0) -> int:
     """A training step's base sampling seed, a function of the run's seed, the step and the training rank alone (so
     a resumed run draws what an uninterrupted one did, without consuming any RNG state; ranks draw apart).
@@ -197,9 +188,123 @@ def rollout_seed(seed: int, step: int, rank: int = 0) -> int:
     return int(np.random.SeedSequence(entropy).generate_state(1)[0] >> 1)
 
 
+def play(
+    pool: EnvSet,
+    player: Player,
+    options: Sequence[dict[str, Any]],
+    seeds: Sequence[int],
+    max_turns: int = 64,
+    groups: Sequence[int] | None = None,
+    slots: Sequence[int] | None = None,
+    on_end: Callable[[int, Episode], None] | None = None,
+    keep_prompts: bool = False,
+) -> tuple[list[Episode], RolloutStats]:
+    """The episode loop: reset every env (env ``i`` with ``options[i]`` and ``seeds[i]``), then play ``slots``
+    (default: all) until each episode ends or ``max_turns`` turns have passed; the episodes in slot order.
+
+    Each turn the player answers all unfinished slots at once. An error from the player (``begin``, a
+    :class:`~agents.players.Decision`'s ``error``, ``feedback``) ends that slot's episode as failed; the others go
+    on. ``on_end(slot, episode)`` is called as each episode ends. Envs outside ``slots`` are reset but never played.
+    """
+    start = time.perf_counter()
+    slots = list(range(pool.size)) if slots is None else list(slots)
+    if not (pool.size == len(options) == len(seeds)):
+        raise ValueError(f"{pool.size} envs but {len(options)} task options and {len(seeds)} seeds")
+    groups = list(groups) if groups is not None else list(range(pool.size))
+    stats = RolloutStats()
+    t0 = time.perf_counter()
+    first = pool.reset(list(options), [int(s) for s in seeds])
+    stats.env_seconds += time.perf_counter() - t0
+    observations = {s: first[s][0] for s in slots}
+    infos = {s: first[s][1] for s in slots}
+    episodes = {s: Episode(task_id=str(infos[s].get("task_id", "")), task_type=str(infos[s].get("task_type", "")),
+                           group=groups[s]) for s in slots}  # fmt: skip
+
+    def end(slot: int, error: str = "") -> None:
+        episode = episodes[slot]
+        if error:
+            episode.failed, episode.error, episode.won, episode.score = True, error[:1000], False, 0.0
+        episode.seconds = round(time.perf_counter() - start, 4)
+        if on_end is not None:
+            on_end(slot, episode)
+
+    active = []
+    for slot in slots:
+        problem = player.begin(slot, observations[slot], infos[slot])
+        if problem:
+            end(slot, problem)
+        else:
+            active.append(slot)
+    turns = 0
+    while active and turns < max_turns:
+        turns += 1
+        t0 = time.perf_counter()
+        decisions = player.decide(active, [observations[s] for s in active], [infos[s] for s in active], turns)
+        decide_seconds = time.perf_counter() - t0
+        stats.generate_seconds += decide_seconds
+        if len(decisions) != len(active):
+            raise ValueError(f"the player answered {len(decisions)} of {len(active)} observations")
+        chosen = {}
+        for slot, decision in zip(active, decisions, strict=True):
+            if decision.error:
+                end(slot, decision.error)
+            else:
+                chosen[slot] = decision
+        t0 = time.perf_counter()
+        results = pool.step({s: d.action for s, d in chosen.items()}) if chosen else {}
+        stats.env_seconds += time.perf_counter() - t0
+        still = []
+        for slot, decision in chosen.items():
+            obs, reward, terminated, truncated, info = results[slot]
+            gen = decision.generation
+            prompt_tokens, response_tokens = gen.token_counts
+            episodes[slot].turns.append(
+                Turn(
+                    phase=observations[slot].get("phase", "act") or "act",
+                    prompt_ids=gen.prompt_ids,
+                    response_ids=gen.response_ids,
+                    logprobs=gen.logprobs,
+                    text=gen.text,
+                    action=decision.action,
+                    format_valid=decision.format_valid,
+                    action_valid=bool(info.get("action_valid", True)),
+                    reward=float(reward),
+                    observation=observations[slot].get("observation", ""),
+                    prompt_tokens=prompt_tokens,
+                    response_tokens=response_tokens,
+                    seconds=round(decide_seconds, 4),
+                    prompt=decision.prompt if keep_prompts else None,
+                )
+            )
+            stats.prompt_tokens += prompt_tokens
+            stats.response_tokens += response_tokens
+            observations[slot], infos[slot] = obs, info
+            episode = episodes[slot]
+            episode.env_return += float(reward)
+            episode.won = bool(info.get("won", episode.won))
+            episode.score = float(info.get("score", episode.score))
+            episode.task_type = str(info.get("task_type", episode.task_type))
+            if "skill" in info:
+                episode.skill = dict(info["skill"])
+            problem = player.feedback(slot, decision.action, obs, float(reward), terminated, truncated, info)
+            if problem:
+                end(slot, problem)
+            elif terminated or truncated:
+                episode.truncated = bool(truncated)
+                end(slot)
+            else:
+                still.append(slot)
+        active = still
+    for slot in active:  # ran out of turns
+        episodes[slot].truncated = True
+        end(slot)
+    stats.seconds = time.perf_counter() - start
+    return [episodes[s] for s in slots], stats
+
+
 def rollout(
     envs: Sequence[gym.Env] | gym.vector.VectorEnv,
-    policy: Backend | EnvAgent,
+    policy: Backend | BatchAgent | Agent,
     builder: PromptBuilder,
     task_ids: Sequence[str | None],
     seeds: Sequence[int],
@@ -210,90 +315,19 @@ def rollout(
 ) -> tuple[list[Episode], RolloutStats]:
     """Run one episode per env (env ``i`` on ``task_ids[i]`` with ``seeds[i]``); return them in order.
 
-    ``policy`` is a :class:`~agents.backends.base.Backend` (chat prompts built by ``builder``, answers
-    parsed by the env's format) or an :class:`EnvAgent` (observations in, env actions out). A vector env
-    must wrap its envs in :class:`HoldFinalStep` (``gym.make_vec(..., wrappers=[HoldFinalStep])``).
+    ``policy`` is a :class:`~agents.backends.base.Backend` (chat prompts built by ``builder``, answers parsed
+    by the env's format), a :class:`~skill_gym.agent.BatchAgent` (observations in, env actions out) or one
+    :class:`~skill_gym.agent.Agent`, copied into each env (:func:`~skill_gym.agent.agent_factory`). A vector
+    env must wrap its envs in :class:`HoldFinalStep` (``gym.make_vec(..., wrappers=[HoldFinalStep])``).
     """
-    start = time.perf_counter()
     pool = EnvSet(envs)
     if not (pool.size == len(task_ids) == len(seeds)):
         raise ValueError(f"{pool.size} envs but {len(task_ids)} task ids and {len(seeds)} seeds")
-    groups = list(groups) if groups is not None else list(range(pool.size))
     options = [
         {"task_id": t, "policy_step": policy_step} if t is not None else {"policy_step": policy_step} for t in task_ids
     ]
-    stats = RolloutStats()
-    t0 = time.perf_counter()
-    first = pool.reset(options, [int(s) for s in seeds])
-    stats.env_seconds += time.perf_counter() - t0
-    episodes = [
-        Episode(task_id=str(info.get("task_id", "")), task_type=str(info.get("task_type", "")), group=g)
-        for (_, info), g in zip(first, groups, strict=True)
-    ]
-    observations = [obs for obs, _ in first]
-    infos = [info for _, info in first]
-    histories: list[list[tuple[str, str]]] = [[] for _ in range(pool.size)]
-    act_steps = [0] * pool.size
-    active = list(range(pool.size))
-    turns = 0
-    while active and turns < max_turns:
-        turns += 1
-        t0 = time.perf_counter()
-        if isinstance(policy, EnvAgent):
-            texts = policy.act([observations[i] for i in active], [infos[i] for i in active])
-            generations = [Generation(str(text), [], [], []) for text in texts]
-        else:
-            prompts = [builder.build(observations[i], histories[i], act_steps[i]) for i in active]
-            generations = policy.generate(prompts, turn_sampling(sampling, turns, pool.size))
-        stats.generate_seconds += time.perf_counter() - t0
-        if len(generations) != len(active):
-            raise ValueError(f"the policy answered {len(generations)} of {len(active)} prompts")
-        parsed: dict[int, tuple[str, bool, str]] = {}
-        for i, gen in zip(active, generations, strict=True):
-            phase = observations[i].get("phase", "act") or "act"
-            if isinstance(policy, EnvAgent):
-                parsed[i] = (gen.text, True, phase)
-            else:
-                parsed[i] = (*builder.parse(gen.text, phase), phase)
-        t0 = time.perf_counter()
-        results = pool.step({i: action for i, (action, _, _) in parsed.items()})
-        stats.env_seconds += time.perf_counter() - t0
-        still = []
-        for i, gen in zip(active, generations, strict=True):
-            obs, reward, terminated, truncated, info = results[i]
-            action, format_ok, phase = parsed[i]
-            episodes[i].turns.append(
-                Turn(
-                    phase=phase,
-                    prompt_ids=gen.prompt_ids,
-                    response_ids=gen.response_ids,
-                    logprobs=gen.logprobs,
-                    text=gen.text,
-                    action=action,
-                    format_valid=format_ok,
-                    action_valid=bool(info.get("action_valid", True)),
-                    reward=float(reward),
-                    observation=observations[i].get("observation", ""),
-                )
-            )
-            stats.prompt_tokens += len(gen.prompt_ids)
-            stats.response_tokens += len(gen.response_ids)
-            if phase == "act":
-                histories[i].append((observations[i].get("observation", ""), action))
-                act_steps[i] += 1
-            observations[i], infos[i] = obs, info
-            episode = episodes[i]
-            episode.env_return += float(reward)
-            episode.won = bool(info.get("won", episode.won))
-            episode.score = float(info.get("score", episode.score))
-            if "skill" in info:
-                episode.skill = dict(info["skill"])
-            if terminated or truncated:
-                episode.truncated = bool(truncated)
-            else:
-                still.append(i)
-        active = still
-    for i in active:  # ran out of turns
-        episodes[i].truncated = True
-    stats.seconds = time.perf_counter() - start
-    return episodes, stats
+    if isinstance(policy, Agent) and not isinstance(policy, BatchAgent):
+        make = agent_factory(policy)
+        policy = BatchAgent(lambda slot: make())
+    player = AgentPlayer(policy) if isinstance(policy, BatchAgent) else ChatPlayer(policy, builder, sampling, pool.size)
+    return play(pool, player, options, seeds, max_turns, groups)

@@ -17,10 +17,10 @@ ANSWERS = {t["task_id"]: t["answer"] for t in TASKS}
 
 
 class Oracle:
-    """An EnvAgent: reads the task from the info and answers it."""
+    """An agent (skill_gym.agent.Agent): reads the task from the info and answers it."""
 
-    def act(self, observations, infos):
-        return [ANSWERS[info["task_id"]] for info in infos]
+    def act(self, observation, info):
+        return ANSWERS[info["task_id"]]
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
@@ -49,7 +49,7 @@ def test_a_plain_function_of_prompts_with_the_env_format_and_transcripts():
 
 
 def test_bad_policies_get_clear_errors():
-    with pytest.raises(TypeError, match="Backend, an EnvAgent or a callable"):
+    with pytest.raises(TypeError, match="Backend, an Agent, a BatchAgent or a callable"):
         evaluate(42, "Keyword-v0")
 
 
@@ -72,8 +72,8 @@ def test_finished_envs_hold_still_so_no_library_update_comes_from_unchosen_actio
     builder = PromptBuilder(vec.get_attr("instructions")[0])
 
     class FirstRightSecondWrong:
-        def act(self, observations, infos):
-            return ["cold" if info["task_id"] == "opposite/hot" else "nope" for info in infos]
+        def act(self, observation, info):
+            return "cold" if info["task_id"] == "opposite/hot" else "nope"
 
     episodes, _ = rollout(vec, FirstRightSecondWrong(), builder, ["opposite/hot", "plural/box"], [0, 1],
                           SamplingConfig(), max_turns=10)  # fmt: skip

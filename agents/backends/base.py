@@ -51,6 +51,13 @@ class Generation:
     response_ids: list[int]
     logprobs: list[float]
     finish_reason: str = "stop"
+    usage: tuple[int, int] | None = None
+    """``(prompt tokens, response tokens)`` as a server reported them (an HTTP endpoint returns no token ids)."""
+
+    @property
+    def token_counts(self) -> tuple[int, int]:
+        """``(prompt tokens, response tokens)``: the server's count where it gave one, else the token ids'."""
+        return self.usage if self.usage is not None else (len(self.prompt_ids), len(self.response_ids))
 
 
 @runtime_checkable

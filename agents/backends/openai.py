@@ -82,7 +82,7 @@ class OpenAIBackend(StaticBackend):
             raise EndpointError(f"{self.base_url}: not a chat completion: {str(data)[:200]}") from None
         content = ((choice.get("logprobs") or {}).get("content")) or []
         logprobs = [float(item["logprob"]) for item in content if isinstance(item, dict) and "logprob" in item]
-        return Generation(text, [], [], logprobs, str(choice.get("finish_reason") or "stop"))
+        return Generation(text, [], [], logprobs, str(choice.get("finish_reason") or "stop"), _usage(data))
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         payload = json.dumps(body).encode()
@@ -106,3 +106,14 @@ class OpenAIBackend(StaticBackend):
             if attempt < self.max_retries:
                 time.sleep(self.backoff * 2**attempt)
         raise EndpointError(f"{self.base_url}{path}: failed after {self.max_retries + 1} attempts ({last})")
+
+
+def _usage(data: dict[str, Any]) -> tuple[int, int] | None:
+    """``(prompt_tokens, completion_tokens)`` from a response's ``usage``, or None when it has no valid counts."""
+    usage = data.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    counts = [usage.get("prompt_tokens"), usage.get("completion_tokens")]
+    if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+        return None
+    return counts[0], counts[1]

@@ -4,7 +4,8 @@ This module holds :class:`RunConfig`, :func:`run_leaderboard` and :func:`starter
 seed ``s`` plays task ``suite.tasks(...)[e]`` with env seed ``s * 100_000 + e``; its transcript's path is keyed
 by agent, suite, seed and episode, and is written atomically when the episode ends, so a killed run continues
 where it stopped and never plays a finished episode again. Episodes run ``num_envs`` at a time in one vector
-env (:func:`agents.evaluation.make_rollout_envs`, finished envs held still). An agent that fails (raises,
+env (:func:`agents.evaluation.make_rollout_envs`, finished envs held still), through the one episode loop
+(:func:`agents.rollout.play`), whose per-episode callback writes each transcript as its episode ends. An agent that fails (raises,
 answers a non-string, exceeds the per-step timeout, or an endpoint that stays down) ends that episode as
 *failed*; the run goes on.
 """
@@ -15,6 +16,7 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +24,8 @@ import gymnasium as gym
 
 import skill_gym  # noqa: F401  (registers the env ids)
 from agents.evaluation import make_rollout_envs
-from agents.rollout import EnvSet
-from benchmarks.leaderboard.players import MAX_RECORDED_CHARS, Player
+from agents.rollout import EnvSet, Episode, play
+from benchmarks.leaderboard.players import MAX_RECORDED_CHARS
 from benchmarks.leaderboard.specs import AgentEntry, LoadedAgent
 from benchmarks.leaderboard.suites import Suite, task_types
 from benchmarks.leaderboard.transcripts import read_transcript, transcript_path, write_transcript
@@ -66,15 +68,16 @@ class RunSummary:
 
 
 def starter_library(out: Path, suite: Suite) -> tuple[Path, int]:
-    """The library agent's frozen library for ``suite``: the starter skills, embedded once; ``(path, size)``."""
+    """The library agent's frozen library for ``suite``: its family's starter skills, embedded once (empty for a
+    family without starter skills); ``(path, size)``."""
     from skill_gym.library import SkillLibrary, load_skills
-    from skill_gym.skill_env import starter_skills_dir
 
-    path = Path(out) / "libraries" / f"{suite.env_name}.sqlite"
+    folder = suite.family.starter_skills
+    path = Path(out) / "libraries" / f"{suite.name}.sqlite"
     path.parent.mkdir(parents=True, exist_ok=True)
     with SkillLibrary(path) as library:
-        if len(library) == 0:
-            library.add(load_skills(starter_skills_dir(suite.env_name), env=suite.env_name))
+        if len(library) == 0 and folder is not None:
+            library.add(load_skills(folder, env=suite.name))
         return path, len(library)
 
 
@@ -127,116 +130,62 @@ def _run_suite(loaded: LoadedAgent, suite: Suite, config: RunConfig, summary: Ru
         if not pending:
             continue
         width = max(1, min(config.num_envs, len(pending)))
-        player = loaded.player(suite, seed, instructions)
+        player = loaded.player(suite, seed, instructions, width)
         vec = make_rollout_envs(env_id, width, kwargs, config.vectorization_mode)
         bar = tqdm(total=len(tasks), initial=len(tasks) - len(pending), desc=f"{loaded.name} | {suite.key} | seed {seed}",
                    disable=not config.progress, file=sys.stderr, leave=True, dynamic_ncols=True)  # fmt: skip
+        header = {"agent": loaded.name, "spec": loaded.entry.spec, "suite": suite.key, "env_id": env_id, "seed": seed,
+                  "library_size": library_size}  # fmt: skip
         try:
             for start in range(0, len(pending), width):
                 wave = pending[start : start + width]
-                header = {"agent": loaded.name, "spec": loaded.entry.spec, "suite": suite.key, "env_id": env_id,
-                          "seed": seed, "library_size": library_size}  # fmt: skip
-                for episode, (turns, result) in zip(wave, _play_wave(vec, player, tasks, wave, seed, width, config),
-                                                    strict=True):  # fmt: skip
-                    info = {"episode": episode, "task_id": tasks[episode], "env_seed": _env_seed(seed, episode)}
-                    result["library_size"] = library_size
-                    write_transcript(paths[episode], {**header, **info, "task_type": result.pop("task_type")},
-                                     turns, result)  # fmt: skip
-                    summary.played += 1
-                    summary.failed += bool(result["failed"])
+                write = _transcript_writer(wave, tasks, paths, header, summary)
+                # Slots beyond the wave (the last one may be short) reset to its first task and are never played.
+                padded = wave + wave[:1] * (width - len(wave))
+                options = [{"task_id": tasks[e]} for e in padded]
+                play(EnvSet(vec), player, options, [_env_seed(seed, e) for e in padded], config.max_turns,
+                     slots=range(len(wave)), on_end=write, keep_prompts=True)  # fmt: skip
                 bar.update(len(wave))
         finally:
             bar.close()
             vec.close()
-            player.close()
+            close = getattr(player, "close", None)
+            if callable(close):
+                close()
 
 
 def _env_seed(seed: int, episode: int) -> int:
     return seed * 100_000 + episode
 
 
-def _play_wave(vec: gym.vector.VectorEnv, player: Player, tasks: list[str], wave: list[int], seed: int, width: int,
-               config: RunConfig) -> list[tuple[list[dict[str, Any]], dict[str, Any]]]:  # fmt: skip
-    """Play the episodes of ``wave`` side by side; ``(turns, result)`` per episode, in order.
+def _transcript_writer(wave: list[int], tasks: list[str], paths: dict[int, Path], header: dict[str, Any],
+                       summary: RunSummary) -> Callable[[int, Episode], None]:  # fmt: skip
+    """The callback that writes the transcript of slot ``i``'s episode (episode ``wave[i]``) as it ends."""
 
-    Slots beyond the wave (its last one may be short) reset to the wave's first task and are never played.
-    """
-    pool = EnvSet(vec)
-    slots = range(len(wave))
-    options = [{"task_id": tasks[e]} for e in wave] + [{"task_id": tasks[wave[0]]}] * (width - len(wave))
-    seeds = [_env_seed(seed, e) for e in wave] + [_env_seed(seed, wave[0])] * (width - len(wave))
-    started = time.perf_counter()
-    first = pool.reset(options, seeds)
-    observations = {s: first[s][0] for s in slots}
-    infos = {s: first[s][1] for s in slots}
-    turns: dict[int, list[dict[str, Any]]] = {s: [] for s in slots}
-    results = {s: {"task_type": str(infos[s].get("task_type", "")), "won": False, "score": 0.0, "return": 0.0,
-                   "truncated": False, "failed": False, "error": "", "seconds": 0.0} for s in slots}  # fmt: skip
+    def write(slot: int, episode: Episode) -> None:
+        number = wave[slot]
+        info = {"episode": number, "task_id": tasks[number], "env_seed": _env_seed(header["seed"], number),
+                "task_type": episode.task_type}  # fmt: skip
+        write_transcript(paths[number], {**header, **info}, _turns(episode), _result(episode, header["library_size"]))
+        summary.played += 1
+        summary.failed += episode.failed
 
-    def end(slot: int, error: str = "") -> None:
-        results[slot]["seconds"] = round(time.perf_counter() - started, 4)
-        if error:
-            results[slot].update(failed=True, error=error[:1000], won=False, score=0.0)
+    return write
 
-    active = []
-    for s in slots:
-        problem = player.begin(s, observations[s], infos[s])
-        if problem:
-            end(s, problem)
-        else:
-            active.append(s)
-    for _ in range(config.max_turns):
-        if not active:
-            break
-        t0 = time.perf_counter()
-        decisions = player.decide(active, [observations[s] for s in active], [infos[s] for s in active])
-        decide_seconds = round(time.perf_counter() - t0, 4)
-        if len(decisions) != len(active):
-            for s in active:
-                end(s, f"the player answered {len(decisions)} of {len(active)} observations")
-            return [(turns[s], results[s]) for s in slots]
-        actions = {}
-        for s, decision in zip(active, decisions, strict=True):
-            if decision.error:
-                end(s, decision.error)
-            else:
-                actions[s] = decision
-        stepped = pool.step({s: d.action for s, d in actions.items()}) if actions else {}
-        still = []
-        for s, decision in actions.items():
-            obs, reward, terminated, truncated, info = stepped[s]
-            turns[s].append({
-                "phase": observations[s].get("phase", "act") or "act",
-                "observation": observations[s].get("observation", ""),
-                "prompt": decision.prompt,
-                "response": decision.response,
-                "action": decision.action[:MAX_RECORDED_CHARS],
-                "reward": float(reward),
-                "action_valid": bool(info.get("action_valid", True)),
-                "format_valid": decision.format_valid,
-                "prompt_tokens": decision.prompt_tokens,
-                "response_tokens": decision.response_tokens,
-                "seconds": decide_seconds,
-            })  # fmt: skip
-            result = results[s]
-            result["return"] += float(reward)
-            result["won"] = bool(info.get("won", result["won"]))
-            result["score"] = float(info.get("score", result["score"]))
-            result["task_type"] = str(info.get("task_type", result["task_type"]))
-            observations[s], infos[s] = obs, info
-            problem = player.feedback(s, decision.action, obs, float(reward), terminated, truncated, info)
-            if problem:
-                end(s, problem)
-            elif terminated or truncated:
-                results[s]["truncated"] = bool(truncated)
-                end(s)
-            else:
-                still.append(s)
-        active = still
-    for s in active:  # out of turns
-        results[s]["truncated"] = True
-        end(s)
-    return [(turns[s], results[s]) for s in slots]
+
+def _turns(episode: Episode) -> list[dict[str, Any]]:
+    """An episode's turns as a transcript records them."""
+    return [{"phase": t.phase, "observation": t.observation, "prompt": t.prompt, "response": t.text[:MAX_RECORDED_CHARS],
+             "action": t.action[:MAX_RECORDED_CHARS], "reward": t.reward, "action_valid": t.action_valid,
+             "format_valid": t.format_valid, "prompt_tokens": t.prompt_tokens, "response_tokens": t.response_tokens,
+             "seconds": t.seconds} for t in episode.turns]  # fmt: skip
+
+
+def _result(episode: Episode, library_size: int) -> dict[str, Any]:
+    """An episode's outcome as a transcript records it."""
+    return {"won": episode.won, "score": episode.score, "return": episode.env_return, "truncated": episode.truncated,
+            "failed": episode.failed, "error": episode.error, "seconds": episode.seconds,
+            "library_size": library_size}  # fmt: skip
 
 
 def _write_manifest(out: Path, agents: list[AgentEntry], suites: list[Suite], config: RunConfig) -> None:

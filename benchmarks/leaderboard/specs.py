@@ -24,19 +24,17 @@ step_timeout, api_key_env, max_retries}`` (only ``spec`` is required; a bare str
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import importlib
-import inspect
 import json
 import os
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from benchmarks.leaderboard.protocol import Agent, FunctionAgent, RandomAgent
 from benchmarks.leaderboard.suites import Suite
+from skill_gym.agent import RandomAgent, agent_factory
 
 __all__ = ["AgentEntry", "LoadedAgent", "parse_agents"]
 
@@ -149,18 +147,6 @@ def _import_object(target: str) -> Any:
     return obj
 
 
-def agent_factory(obj: Any) -> Callable[[], Agent]:
-    """One agent per env from a class, an object with ``act`` (each env gets a copy; the object given stays as it
-    is), or a plain function ``f(observation, info)``."""
-    if inspect.isclass(obj):
-        return obj
-    if callable(getattr(obj, "act", None)):
-        return lambda: copy.deepcopy(obj)  # one shared object would see every env's episodes at once
-    if callable(obj):
-        return lambda: FunctionAgent(obj)
-    raise ValueError(f"an agent must be a class, an object with act() or a function, got {type(obj).__name__}")
-
-
 class _SeededRandom(RandomAgent):
     """Random agent reseeded per episode from (run seed, task): the same episode plays the same way on resume."""
 
@@ -199,26 +185,29 @@ class LoadedAgent:
             kwargs.update(selection="similarity", distillation="none", read_only=True, min_similarity=0.05)
         return kwargs
 
-    def player(self, suite: Suite, seed: int, instructions: Any) -> Any:
-        """A fresh :class:`~benchmarks.leaderboard.players.Player` for ``suite`` with ``seed``."""
-        from benchmarks.leaderboard.players import AgentPlayer, BackendPlayer
+    def player(self, suite: Suite, seed: int, instructions: Any, width: int = 1) -> Any:
+        """A fresh :class:`~agents.players.Player` for ``suite`` with ``seed``, over ``width`` envs."""
+        from benchmarks.leaderboard.players import TimedAgentPlayer
 
         entry = self.entry.inner
         if self.entry.agent is not None:
-            return AgentPlayer(agent_factory(self.entry.agent), self.step_timeout)
+            return TimedAgentPlayer(agent_factory(self.entry.agent), self.step_timeout)
         if entry.kind == "random":
             make = (lambda: suite.random(seed)) if suite.random is not None else (lambda: _SeededRandom(seed))
-            return AgentPlayer(make, self.step_timeout)
+            return TimedAgentPlayer(make, self.step_timeout)
         if entry.kind in ("expert", "oracle"):
             if suite.expert is None:
                 raise ValueError(f"suite {suite.name!r} has no expert")
-            return AgentPlayer(suite.expert, self.step_timeout)
+            return TimedAgentPlayer(suite.expert, self.step_timeout)
         if entry.kind == "python":
-            return AgentPlayer(agent_factory(_import_object(entry.spec.split(":", 1)[1])), self.step_timeout)
+            return TimedAgentPlayer(agent_factory(_import_object(entry.spec.split(":", 1)[1])), self.step_timeout)
         from agents.backends.base import SamplingConfig
+        from agents.players import ChatPlayer
+        from agents.prompts import PromptBuilder
 
         sampling = SamplingConfig(max_new_tokens=entry.max_new_tokens, temperature=entry.temperature, seed=seed)
-        return BackendPlayer(self.backend(), instructions, sampling, entry.history_length, close_backend=False)
+        builder = PromptBuilder(instructions, history_length=entry.history_length)
+        return ChatPlayer(self.backend(), builder, sampling, width, isolate_failures=True)
 
     def backend(self) -> Any:
         """The chat backend, made on first use and kept for every suite and seed."""
@@ -236,13 +225,13 @@ def _make_backend(entry: AgentEntry, timeout: float | None) -> Any:
     kind, _, rest = entry.spec.partition(":")
     kind = kind.lower()
     if kind == "openai":
-        from benchmarks.leaderboard.players import MeteredOpenAIBackend
+        from agents.backends.openai import OpenAIBackend
 
         model, at, url = rest.rpartition("@")
         if not at or not model or not url.startswith(("http://", "https://")):
             raise ValueError(f"OpenAI-compatible agents are named openai:MODEL@URL, got {entry.spec!r}")
-        return MeteredOpenAIBackend(url, model=model, api_key=os.environ.get(entry.api_key_env, ""),
-                                    timeout=timeout or 60.0, max_retries=entry.max_retries)  # fmt: skip
+        return OpenAIBackend(url, model=model, api_key=os.environ.get(entry.api_key_env, ""),
+                             timeout=timeout or 60.0, max_retries=entry.max_retries)  # fmt: skip
     if kind in ("hf", "smollm2"):
         from agents.backends.hf import TransformersBackend
 

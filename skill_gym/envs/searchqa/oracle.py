@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from skill_gym.envs.batch_agent import BatchAgent
+from skill_gym.agent import BatchAgent
 from skill_gym.envs.searchqa.data import QATask, load_tasks
 from skill_gym.envs.searchqa.kb import embedded_kb_dir
 
@@ -53,7 +53,7 @@ class OracleSearcher:
         self.tasks = {task.task_id: task for task in (_embedded_tasks() if tasks is None else tasks)}
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, observation: Mapping[str, str] | None = None, info: Mapping[str, Any] | None = None) -> None:
         """Forget the episode (call at every env reset)."""
         self.hop = 0
         self.missing: list[str] = []
@@ -84,7 +84,7 @@ class RandomSearcher:
     def __init__(self, seed: int | None = None) -> None:
         self.rng = np.random.default_rng(seed)
 
-    def reset(self) -> None:
+    def reset(self, observation: Mapping[str, str] | None = None, info: Mapping[str, Any] | None = None) -> None:
         """Nothing to forget (kept for the searchers' common interface)."""
 
     def _span(self, text: str) -> str:

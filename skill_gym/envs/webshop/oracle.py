@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from skill_gym.envs.batch_agent import BatchAgent
+from skill_gym.agent import BatchAgent, admissible_actions
 
 __all__ = ["OracleAgent", "OracleShopper", "RandomAgent", "RandomShopper"]
 
@@ -32,10 +32,6 @@ _SEARCH = "search[<your query>]"
 _BUTTONS = frozenset({"search", "back to search", "next >", "< prev", "description", "features", "reviews",
                       "attributes", "buy now"})  # fmt: skip
 _OPTION_MATCH = 85  # upstream's fuzzy threshold for an option match
-
-
-def _admissible(observation: Mapping[str, str]) -> list[str]:
-    return [line for line in observation.get("admissible_actions", "").split("\n") if line]
 
 
 def _clicks(actions: Sequence[str]) -> list[str]:
@@ -64,14 +60,14 @@ class OracleShopper:
         self.max_pages = max_pages
         self.reset()
 
-    def reset(self) -> None:
+    def reset(self, observation: Mapping[str, str] | None = None, info: Mapping[str, Any] | None = None) -> None:
         """Forget the episode (call at every env reset)."""
         self.query_index, self.pages_read, self.asin = 0, 0, None
         self.chosen: set[str] = set()
 
     def act(self, observation: Mapping[str, str], info: Mapping[str, Any]) -> str:
         asin = str(info.get("goal_asin", ""))
-        actions = _admissible(observation)
+        actions = admissible_actions(observation)
         clicks = _clicks(actions)
         if _SEARCH in actions:
             queries = [observation.get("task", ""), str(info.get("goal_name") or asin)]
@@ -107,12 +103,12 @@ class RandomShopper:
     def __init__(self, seed: int | None = None) -> None:
         self.rng = np.random.default_rng(seed)
 
-    def reset(self) -> None:
+    def reset(self, observation: Mapping[str, str] | None = None, info: Mapping[str, Any] | None = None) -> None:
         """Nothing to forget (kept for the shoppers' common interface)."""
 
     def act(self, observation: Mapping[str, str], info: Mapping[str, Any]) -> str:
         del info
-        actions = _admissible(observation)
+        actions = admissible_actions(observation)
         if not actions:
             return "click[back to search]"
         action = actions[int(self.rng.integers(len(actions)))]
