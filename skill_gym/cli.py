@@ -117,10 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--on-conflict", choices=["error", "skip", "replace"], default="skip")
     load.set_defaults(handler=_import)
 
-    dump = actions.add_parser("export", help="export the library to a file or folder")
-    dump.add_argument("path")
+    dump = actions.add_parser(
+        "export", help="export the library to a file or folder, or (--to skill0) distil it into SKILL0 curriculum files"
+    )
+    dump.add_argument("paths", nargs="+", metavar="[LIBRARY] PATH",
+                      help="where to write (a library file before it replaces --library)")  # fmt: skip
     dump.add_argument("--format", choices=["native", "skill1", "skillrl", "skill0"], default="native")
     dump.add_argument("--env")
+    dump.add_argument("--to", choices=["skill0"], help="skill0: the best-supported skills as SKILL0 curriculum files")
+    # Their defaults are CurriculumRules' (skill_gym.library.curriculum), applied where the flag is not given.
+    dump.add_argument("--min-selected", type=int, help="support a skill needs: times the policy selected it")
+    dump.add_argument("--dedup-similarity", type=float, help="description cosine at which skills count as one")
+    dump.add_argument("--max-skills", type=int, help="items per curriculum file")
+    dump.add_argument("--max-tokens", type=int, help="tokens per curriculum file")
+    dump.add_argument("--tokenizer", help="count tokens with this Hugging Face tokenizer (default: 4 chars a token)")
     dump.set_defaults(handler=_export)
 
     alfworld = commands.add_parser("alfworld", help="ALFWorld engine utilities")
@@ -200,10 +210,40 @@ def _import(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from skill_gym.library import dump_skills
 
+    if len(args.paths) > 2:
+        raise ValueError(f"export takes [LIBRARY] PATH, got {len(args.paths)} paths")
+    if len(args.paths) == 2:
+        args.library = args.paths[0]
+    out = args.paths[-1]
+    if args.to == "skill0":
+        return _export_curriculum(args, out)
     with _open(args) as lib:
         skills = lib.skills(env=args.env)
-    path = dump_skills(skills, args.path, args.format)
+    path = dump_skills(skills, out, args.format)
     print(f"exported {len(skills)} skills to {path} ({args.format})")
+    return 0
+
+
+def _export_curriculum(args: argparse.Namespace, out: str) -> int:
+    from skill_gym.library.curriculum import CurriculumRules, approx_tokens, build_curriculum, write_curriculum
+
+    given = {name: getattr(args, name) for name in ("min_selected", "dedup_similarity", "max_skills", "max_tokens")}
+    rules = CurriculumRules(**{name: value for name, value in given.items() if value is not None})
+    count = approx_tokens
+    if args.tokenizer:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+        count = lambda text: len(tokenizer.encode(text, add_special_tokens=False))  # noqa: E731
+    with _open(args) as lib:
+        curriculum = build_curriculum(lib.skills(env=args.env), lib.embed, rules, count)
+    source = {"library": str(Path(args.library).resolve()), "env": args.env or "",
+              "tokens": args.tokenizer or "approx (4 chars a token)"}  # fmt: skip
+    folder = write_curriculum(curriculum, out, source, rules)
+    for key, skills in curriculum.files.items():
+        print(f"{folder / key}.md: {len(skills)} skills")
+    left = ", ".join(f"{n} {why}" for why, n in curriculum.left_out.items() if n)
+    print(f"wrote {len(curriculum.files)} files to {folder}" + (f" (left out: {left})" if left else ""))
     return 0
 
 

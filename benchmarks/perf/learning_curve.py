@@ -22,7 +22,6 @@ Writes the JSON and a PNG plot (``--plot``).
 from __future__ import annotations
 
 import dataclasses
-import math
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.perf import common
+from skill_gym.stats import wilson
 
 PACKAGES = ("torch", "transformers", "peft", "skill-gym")
 ENV_ID = "SkillKeyword-v0"
@@ -54,20 +54,6 @@ class Args:
     threads: int = dataclasses.field(default=2, metadata={"help": "torch intra-op threads"})
     out: str = dataclasses.field(default="benchmarks/results/learning_curve.json", metadata={"help": "JSON path"})
     plot: str = dataclasses.field(default="benchmarks/results/learning_curve.png", metadata={"help": "PNG path"})
-
-
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval of a binomial rate.
-
-    >>> [round(x, 3) for x in wilson(0, 10)], [round(x, 3) for x in wilson(5, 10)]
-    ([0.0, 0.278], [0.237, 0.763])
-    """
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def rate(successes: int, n: int) -> dict[str, Any]:

@@ -46,6 +46,7 @@ MAX_FILE_BYTES = 256 * 1024 * 1024
 _HEADER = re.compile(r"^###\s+(?P<title>.+?)\s+###\s*$")
 _ITEM = re.compile(r"^(?P<number>\d+)\.\s+(?P<title>[^:\n]{1,200}?):\s+(?P<body>\S.*)$")
 _META = re.compile(r"^<!--\s*skill-gym:\s*(?P<json>\{.*\})\s*-->\s*$")
+_COMMENT = re.compile(r"^<!--.*-->$")
 _APPLY = re.compile(r"\s+(?=Apply this\b)", re.IGNORECASE)
 GENERAL_SECTION = "GENERAL SKILLS"
 _DEFAULT_INTRO = {
@@ -326,6 +327,8 @@ def parse_skill_markdown(text: str, source: str = "<string>") -> list[MarkdownSe
             raise SkillValidationError(
                 f"{where}: malformed header {line.strip()[:80]!r}; expected '### GENERAL SKILLS ###' or '### TASK: name ###'"
             )
+        if current is None and _COMMENT.match(line.strip()):
+            continue  # a file-level comment (an exported curriculum's provenance)
         if current is None:
             raise SkillValidationError(f"{where}: text before the first '### ... ###' section header")
         meta = _META.match(line.strip())
