@@ -158,7 +158,8 @@ def passage_embeddings(corpus: Sequence[dict[str, Any]], threads: int) -> tuple[
     import torch
 
     from skill_gym.assets import cache_dir
-    from skill_gym.envs.searchqa.retriever import DenseRetriever, corpus_fingerprint
+    from skill_gym.envs.searchqa.corpus import corpus_fingerprint
+    from skill_gym.envs.searchqa.dense import DenseRetriever
 
     folder = cache_dir() / "searchqa" / "bench-embeddings"
     folder.mkdir(parents=True, exist_ok=True)
@@ -246,7 +247,7 @@ def bench_bm25(
     """BM25 ours against rank_bm25 on ``corpus``: the results, and our retriever (for the server test)."""
     from rank_bm25 import BM25Okapi
 
-    from skill_gym.envs.searchqa.retriever import BM25Retriever
+    from skill_gym.envs.searchqa.bm25 import BM25Retriever
 
     ours, build_s = common.timed(lambda: BM25Retriever.build(corpus))
     folder = ours.save(workdir / f"bm25-{len(corpus)}")
@@ -289,7 +290,7 @@ def bench_dense(
     """Dense ours (hnswlib) against FAISS flat on the same ``matrix``: the results, and our retriever."""
     import faiss
 
-    from skill_gym.envs.searchqa.retriever import DenseRetriever
+    from skill_gym.envs.searchqa.dense import DenseRetriever
 
     ours, build_s = common.timed(lambda: DenseRetriever.build(corpus, embeddings=matrix, ef_search=args.ef_search))
     flat = faiss.IndexFlatIP(matrix.shape[1])
@@ -408,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     encoding["mixed_rows"] = len(matrix) - len(encoded)
     threads = pin_threads()
 
-    from skill_gym.envs.searchqa.retriever import DenseRetriever
+    from skill_gym.envs.searchqa.dense import DenseRetriever
 
     encoder = DenseRetriever(None, full_corpus[:1])
     encoder.encode_queries(queries[:8])  # load the model before timing

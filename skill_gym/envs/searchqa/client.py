@@ -1,6 +1,6 @@
 """The HTTP client of a Search-R1 retrieval server (ours, Search-R1's own, or any that speaks its protocol).
 
-This module holds :class:`RemoteRetriever`: a :class:`~skill_gym.envs.searchqa.retriever.Retriever` that
+This module holds :class:`RemoteRetriever`: a :class:`~skill_gym.envs.searchqa.protocol.Retriever` that
 sends Search-R1's request (``POST /retrieve`` with ``{"queries": [...], "topk": k, "return_scores": true}``)
 and checks the reply's shape (``{"result": [[{"document": {...}, "score": s}, ...], ...]}``). Connection
 failures, timeouts and 5xx answers are retried with a growing pause; when the retries are spent, or the

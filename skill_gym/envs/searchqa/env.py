@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any, ClassVar, SupportsFloat
 
 from skill_gym.envs.instructions import ResponseFormat
+from skill_gym.envs.searchqa.corpus import format_passages
 from skill_gym.envs.searchqa.data import QATask, find_corpus, load_tasks
 from skill_gym.envs.searchqa.kb import SEARCH_R1_INSTRUCTION, embedded_kb_dir
-from skill_gym.envs.searchqa.retriever import DEFAULT_TOPK, Retriever, format_passages, open_retriever
+from skill_gym.envs.searchqa.protocol import DEFAULT_TOPK, Retriever
+from skill_gym.envs.searchqa.retriever import open_retriever
 from skill_gym.envs.searchqa.scoring import em_check
 from skill_gym.envs.searchqa.turns import Move, SearchAnswerFormat
 from skill_gym.envs.text_env import TextEnv, coerce_action, sanitize_text
@@ -101,7 +103,7 @@ class SearchQAEnv(TextEnv):
     ``split`` (``"train"``, ``"test"``), ``data_dir`` (a folder with ``<split>.parquet`` and a corpus; default
     the embedded knowledge base), ``corpus`` (a wiki-18 jsonl path, overriding the folder's), ``retriever``
     (``"bm25"``, ``"dense"``, ``"dense:<model>"``, a server URL such as ``http://127.0.0.1:8000/retrieve``, or a
-    :class:`~skill_gym.envs.searchqa.retriever.Retriever`), ``topk`` (3), ``max_steps`` (4), ``task_types``,
+    :class:`~skill_gym.envs.searchqa.protocol.Retriever`), ``topk`` (3), ``max_steps`` (4), ``task_types``,
     ``timeout`` and ``retries`` (for a URL), ``render_mode`` (``"ansi"``), ``answer_format`` (``"search-r1"``:
     Search-R1's prompt and rule; ``"verl"``: verl-agent's prompt and rule; ``"lenient"``: Search-R1's prompt,
     the lenient rule).

@@ -1,8 +1,8 @@
 """What every Search-QA retriever shares: Search-R1's hit, the retriever protocol, its errors and query checks.
 
 This module holds :data:`DEFAULT_TOPK`, :class:`Hit`, :class:`Retriever`, :class:`RetrieverError`,
-:class:`RetrieverUnavailable` and :func:`check_queries`. Both the local retrievers (:mod:`.retriever`) and the
-HTTP client (:mod:`.client`) import them from here, so neither imports the other at module level.
+:class:`RetrieverUnavailable` and :func:`check_queries`. Both the local retrievers (:mod:`.bm25`, :mod:`.dense`)
+and the HTTP client (:mod:`.client`) import them from here, so neither imports the other at module level.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The retrieval server: any :class:`~skill_gym.envs.searchqa.retriever.Retriever` behind Search-R1's HTTP API.
+"""The retrieval server: any :class:`~skill_gym.envs.searchqa.protocol.Retriever` behind Search-R1's HTTP API.
 
 This module holds:
 
@@ -28,7 +28,7 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from skill_gym.envs.searchqa.retriever import DEFAULT_TOPK, Hit, Retriever
+from skill_gym.envs.searchqa.protocol import DEFAULT_TOPK, Hit, Retriever
 from skill_gym.serving import BackgroundServer, BadRequest, json_app, json_type, read_json, short_json
 
 if TYPE_CHECKING:
@@ -202,7 +202,9 @@ def add_serve_target(targets: Any) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from skill_gym.envs.searchqa.retriever import CorpusError, RetrieverError, open_retriever
+    from skill_gym.envs.searchqa.corpus import CorpusError
+    from skill_gym.envs.searchqa.protocol import RetrieverError
+    from skill_gym.envs.searchqa.retriever import open_retriever
 
     if args.retriever.startswith(("http://", "https://")):
         raise ValueError("--retriever must be bm25, dense or dense:<model>, not a URL")

@@ -27,7 +27,8 @@ shampoo with tea tree"); human-style ones (``items_human_ins.json``, one or two 
 them ("i'm looking for a sulfate free shampoo that is paraben free, in 16.9 fl oz size."). As in upstream's
 data, a few human instructions carry no attributes (their goals are skipped) and a few products have none.
 
-Every product and its instructions are a pure function of ``(seed, index)``; :func:`generate` writes the
+The product types and option values are data, in ``product_types.json`` (:data:`PRODUCT_TYPES_FILE`). Every
+product and its instructions are a pure function of ``(seed, index)``; :func:`generate` writes the
 three files in upstream's schemas (``items_shuffle.json``, ``items_ins_v2.json``, ``items_human_ins.json``)
 for any size (``python -m skill_gym.envs.webshop.catalog FOLDER --n-products 100000``), and
 :func:`embedded_dir` generates the default 2,000-product catalog once into
@@ -55,6 +56,7 @@ __all__ = [
     "DEFAULT_SEED",
     "OPTION_VALUES",
     "PRODUCT_TYPES",
+    "PRODUCT_TYPES_FILE",
     "ProductType",
     "embedded_dir",
     "generate",
@@ -84,265 +86,37 @@ class ProductType:
     materials: tuple[str, ...]
 
 
-OPTION_VALUES: dict[str, tuple[str, ...]] = {
-    "Color": (
-        "Black", "White", "Navy Blue", "Light Blue", "Dark Blue", "Heather Grey", "Charcoal", "Burgundy",
-        "Olive Green", "Khaki", "Red", "Pink", "Black/White", "Grey/White",
-    ),
-    "Size": ("X-Small", "Small", "Medium", "Large", "X-Large", "XX-Large", "3X-Large"),
-    "Shoe Size": ("6", "6.5", "7", "7.5", "8", "8.5", "9", "9.5", "10", "10.5", "11", "12", "9 Wide", "10 Wide"),
-    "Beauty Size": ("1 Fl Oz", "1.7 Fl Oz", "3.4 Fl Oz", "8 Fl Oz", "12 Fl Oz", "16.9 Fl Oz", "33.8 Fl Oz"),
-    "Scent": ("Lavender", "Unscented", "Coconut", "Eucalyptus Mint", "Vanilla", "Fresh Citrus", "Rose", "Sandalwood"),
-    "Shade": ("Fair", "Light", "Medium Beige", "Warm Honey", "Caramel", "Deep Mocha", "Natural Ivory"),
-    "Food Size": (
-        "4 Ounce (Pack of 2)", "8 Ounce", "12 Ounce (Pack of 6)", "16 Ounce", "1 Pound", "2.5 Pound",
-        "24 Count", "12 Count (Pack of 3)",
-    ),
-    "Snack Flavor": ("Original", "Sea Salt", "Spicy Chili", "Honey Roasted", "Smoky Barbecue", "Salt & Vinegar"),
-    "Sweet Flavor": (
-        "Original", "Dark Chocolate", "Vanilla Almond", "Peanut Butter", "Mixed Berry", "Cinnamon", "Sea Salt Caramel",
-    ),
-    "Tea Flavor": ("Original", "Jasmine", "Mint", "Lemon Ginger", "Honey", "Peach"),
-    "Lip Color": ("Ruby Red", "Nude Pink", "Berry", "Coral", "Mauve", "Plum", "Rose", "Brick Red/Brown"),
-    "Roast": ("Light Roast", "Medium Roast", "Dark Roast", "Espresso Roast", "Decaf"),
-    "Item Package Quantity": ("1", "2", "3", "4", "6", "12"),
-    "Wood Color": (
-        "Walnut", "Espresso", "White", "Black", "Natural Oak", "Rustic Brown", "Grey Wash", "Cherry", "Black/Gold",
-    ),
-    "Fabric Color": ("Beige", "Grey", "Navy Blue", "Green Velvet", "Cream", "Charcoal", "Mustard Yellow", "Blush Pink"),
-    "Bed Size": ("Twin", "Full", "Queen", "King", "California King"),
-    "Furniture Size": ("24 Inch", "26 Inch", "30 Inch", "2-Tier", "3-Tier", "4-Tier", "5-Tier", "60\"W x 30\"D"),
-    "Device Color": ("Black", "White", "Silver", "Space Grey", "Midnight Blue", "Rose Gold", "Red"),
-    "Capacity": ("32GB", "64GB", "128GB", "256GB", "512GB", "1TB"),
-    "Length": ("1 ft", "3 ft", "6 ft", "10 ft", "3 ft/6 ft/10 ft"),
-    "Style": ("With Charger", "Without Charger", "Bundle", "Standard", "Pro", "Lite"),
-    "Screen Size": ("32 Inch", "43 Inch", "50 Inch", "55 Inch", "65 Inch", "75 Inch"),
-    "Pattern Name": ("Solid", "Striped", "Floral", "Plaid", "Geometric", "Camo"),
-}  # fmt: skip
-"""Option groups and their values as a shop spells them; the product's option name is the key's last word
-(``"Shoe Size"`` -> ``"Size"``, ``"Wood Color"`` -> ``"Color"``) except for the names upstream keeps whole."""
-
-_OPTION_NAME = {
-    "Color": "Color", "Size": "Size", "Shoe Size": "Size", "Beauty Size": "Size", "Scent": "Scent",
-    "Shade": "Color", "Food Size": "Size", "Snack Flavor": "Flavor Name", "Sweet Flavor": "Flavor Name",
-    "Tea Flavor": "Flavor Name", "Lip Color": "Color", "Roast": "Flavor Name",
-    "Item Package Quantity": "Item Package Quantity", "Wood Color": "Color", "Fabric Color": "Color",
-    "Bed Size": "Size", "Furniture Size": "Size", "Device Color": "Color", "Capacity": "Capacity",
-    "Length": "Length", "Style": "Style", "Screen Size": "Size", "Pattern Name": "Pattern Name",
-}  # fmt: skip
+PRODUCT_TYPES_FILE = Path(__file__).with_name("product_types.json")
+"""The catalog's tables: the option groups (:data:`OPTION_VALUES`: their values as a shop spells them, and the
+option name a product shows them under, ``"Shoe Size"`` -> ``"Size"``) and the 50 product types
+(:data:`PRODUCT_TYPES`, 10 per top category)."""
 
 
-def _t(category: str, path: str, query: str, noun: str, article: str, attributes: str, options: str, price: str,
-       materials: str) -> ProductType:  # fmt: skip
-    low, high = (float(x) for x in price.split("-"))
+def _product_type(row: dict[str, Any]) -> ProductType:
+    low, high = row["price"]
     return ProductType(
-        category=category,
-        path=tuple(part.strip() for part in path.split(">")),
-        query=query,
-        noun=noun,
-        article=article,
-        attributes=tuple(a.strip() for a in attributes.split(",")),
-        options=tuple(o.strip() for o in options.split(",")),
-        price=(low, high),
-        materials=tuple(m.strip() for m in materials.split(",")),
+        category=row["category"],
+        path=tuple(row["path"]),
+        query=row["query"],
+        noun=row["noun"],
+        article=row["article"],
+        attributes=tuple(row["attributes"]),
+        options=tuple(row["options"]),
+        price=(float(low), float(high)),
+        materials=tuple(row["materials"]),
     )
 
 
-_B = "Beauty & Personal Care"
-_F = "Grocery & Gourmet Food"
-_C = "Clothing, Shoes & Jewelry"
-_H = "Home & Kitchen > Furniture"
-_E = "Electronics"
+def _load_tables(path: Path) -> tuple[dict[str, tuple[str, ...]], dict[str, str], tuple[ProductType, ...]]:
+    """The option values and option names by group, and the product types, as ``path`` lists them."""
+    tables = json.loads(path.read_text(encoding="utf-8"))
+    groups = tables["option_groups"]
+    values = {group: tuple(spec["values"]) for group, spec in groups.items()}
+    names = {group: spec["name"] for group, spec in groups.items()}
+    return values, names, tuple(_product_type(row) for row in tables["product_types"])
 
-PRODUCT_TYPES: tuple[ProductType, ...] = (
-    # beauty
-    _t("beauty", f"{_B} > Hair Care > Shampoo & Conditioner > Shampoos", "shampoo", "shampoo", "a",
-       "sulfate free, paraben free, tea tree, argan oil, dry hair, color treated, natural ingredients, "
-       "cruelty free, dandruff relief, volumizing", "Beauty Size, Scent", "8-38", "salon formula, gentle lather"),
-    _t("beauty", f"{_B} > Hair Care > Shampoo & Conditioner > Conditioners", "hair conditioner", "conditioner", "a",
-       "deep moisture, coconut oil, frizz control, silicone free, vegan formula, shea butter, curly hair, "
-       "split ends, keratin protein, biotin", "Beauty Size, Scent", "7-34", "creamy formula, rinse out"),
-    _t("beauty", f"{_B} > Skin Care > Face > Creams & Moisturizers", "face moisturizer", "face moisturizer", "a",
-       "hyaluronic acid, oil free, sensitive skin, anti aging, fragrance free, vitamin c, spf 30, "
-       "non comedogenic, dermatologist tested, niacinamide", "Beauty Size", "12-65", "lightweight cream, daily use"),
-    _t("beauty", f"{_B} > Skin Care > Face > Serums", "face serum", "serum", "a",
-       "retinol, hyaluronic acid, vitamin c, dark spots, fine lines, plant based, alcohol free, collagen boost, "
-       "glowing skin, peptide complex", "Beauty Size", "14-70", "fast absorbing, dropper bottle"),
-    _t("beauty", f"{_B} > Makeup > Face > Foundation", "liquid foundation", "foundation", "a",
-       "full coverage, long lasting, matte finish, water resistant, oil control, lightweight feel, "
-       "buildable coverage, talc free, medium coverage, dewy finish", "Shade", "9-48", "liquid formula, pump bottle"),
-    _t("beauty", f"{_B} > Makeup > Lips > Lipstick", "lipstick", "lipstick", "a",
-       "long lasting, matte finish, highly pigmented, moisturizing formula, transfer proof, vitamin e, "
-       "satin finish, smudge proof, jojoba oil, vegan formula", "Lip Color, Item Package Quantity", "6-28",
-       "creamy bullet, slim tube"),
-    _t("beauty", f"{_B} > Personal Care > Deodorants & Antiperspirants > Deodorant", "natural deodorant",
-       "deodorant", "a", "aluminum free, baking soda free, long lasting, sensitive skin, natural ingredients, "
-       "travel size, clinical strength, odor protection, cruelty free, charcoal infused",
-       "Scent, Item Package Quantity", "5-26", "solid stick, twist up"),
-    _t("beauty", f"{_B} > Oral Care > Toothpaste", "whitening toothpaste", "toothpaste", "",
-       "fluoride free, whitening, sensitive teeth, fresh breath, charcoal infused, enamel repair, "
-       "natural ingredients, cavity protection, mint flavor, travel size", "Item Package Quantity", "4-24",
-       "tube, gel paste"),
-    _t("beauty", f"{_B} > Hair Care > Styling Products > Creams, Gels & Lotions", "hair styling cream",
-       "styling cream", "a", "strong hold, short hair, natural finish, cruelty free, humidity resistant, "
-       "curl defining, paraben free, flexible hold, matte look, argan oil", "Beauty Size", "8-32",
-       "jar, travel tin"),
-    _t("beauty", f"{_B} > Tools & Accessories > Bath & Bathing Accessories > Bath Bombs", "bath bombs",
-       "bath bombs", "", "essential oils, shea butter, handmade, gift set, skin moisturizing, epsom salt, "
-       "organic ingredients, relaxing aroma, fizzy bubbles, kid friendly", "Scent, Item Package Quantity", "10-42",
-       "gift box, individually wrapped"),
-    # food
-    _t("food", f"{_F} > Beverages > Coffee, Tea & Cocoa > Coffee > Whole Coffee Beans", "whole bean coffee",
-       "coffee beans", "", "single origin, fair trade, usda organic, low acid, small batch, arabica beans, "
-       "kosher certified, rainforest alliance, freshly roasted, nut free", "Roast, Food Size", "9-46",
-       "resealable bag, valve bag"),
-    _t("food", f"{_F} > Beverages > Coffee, Tea & Cocoa > Tea > Green Tea", "green tea bags", "green tea", "",
-       "usda organic, caffeine free, non gmo, antioxidant rich, sugar free, individually wrapped, "
-       "loose leaf, gluten free, matcha blend, kosher certified", "Tea Flavor, Food Size", "5-29",
-       "tea bags, tin canister"),
-    _t("food", f"{_F} > Snack Foods > Bars > Protein Bars", "protein bars", "protein bars", "",
-       "high protein, gluten free, low sugar, keto friendly, plant based, non gmo, dairy free, "
-       "soy free, grass fed, no artificial sweeteners", "Sweet Flavor, Food Size", "12-49", "bar box, wrapper"),
-    _t("food", f"{_F} > Snack Foods > Chips & Crisps > Potato Chips", "kettle potato chips", "potato chips", "",
-       "gluten free, non gmo, kettle cooked, vegan, low sodium, variety pack, avocado oil, "
-       "nut free, family size, individually wrapped", "Snack Flavor, Food Size", "4-32", "snack bag, crispy"),
-    _t("food", f"{_F} > Meat & Seafood > Jerky & Dried Meats > Beef Jerky", "beef jerky", "beef jerky", "",
-       "high protein, grass fed, low sugar, gluten free, keto friendly, shelf stable, no preservatives, "
-       "hickory smoked, msg free, resealable bag", "Snack Flavor, Food Size", "8-45", "jerky strips, tender cut"),
-    _t("food", f"{_F} > Pantry Staples > Nut Butters > Peanut Butter", "natural peanut butter", "peanut butter",
-       "", "no added sugar, non gmo, palm oil free, usda organic, creamy texture, crunchy texture, high protein, "
-       "gluten free, salt free, vegan", "Food Size, Item Package Quantity", "5-30", "glass jar, squeeze pack"),
-    _t("food", f"{_F} > Pantry Staples > Cooking & Baking > Sweeteners > Honey", "raw honey", "honey", "",
-       "raw unfiltered, usda organic, non gmo, kosher certified, gluten free, pure natural, "
-       "single origin, glass jar, manuka blend, wildflower nectar", "Food Size", "7-55", "squeeze bottle, amber jar"),
-    _t("food", f"{_F} > Candy & Chocolate > Chocolate > Chocolate Bars", "dark chocolate bar", "chocolate bar",
-       "a", "fair trade, dairy free, usda organic, low sugar, keto friendly, single origin, gluten free, "
-       "individually wrapped, gift box, soy free", "Sweet Flavor, Item Package Quantity", "6-36",
-       "foil wrapped, cocoa"),
-    _t("food", f"{_F} > Pantry Staples > Dried Beans, Grains & Rice > Rice > Basmati", "basmati rice",
-       "basmati rice", "", "long grain, usda organic, non gmo, aged grain, gluten free, whole grain, "
-       "quick cooking, kosher certified, resealable bag, low arsenic", "Food Size", "6-40", "bag, grain"),
-    _t("food", f"{_F} > Pantry Staples > Herbs, Spices & Seasonings > Mixed Spices & Seasonings",
-       "seasoning blend", "seasoning blend", "a", "salt free, msg free, gluten free, usda organic, non gmo, "
-       "keto friendly, kosher certified, no fillers, small batch, vegan", "Snack Flavor, Food Size", "5-26",
-       "shaker jar, grinder"),
-    # fashion
-    _t("fashion", f"{_C} > Men > Shoes > Athletic > Running", "mens running shoes", "running shoes", "a pair of",
-       "rubber sole, breathable mesh, lightweight design, arch support, slip resistant, memory foam, "
-       "shock absorbing, wide toe box, lace up, machine washable", "Shoe Size, Color", "35-120",
-       "knit upper, cushioned midsole"),
-    _t("fashion", f"{_C} > Women > Shoes > Boots > Ankle & Bootie", "womens ankle boots", "ankle boots",
-       "a pair of", "faux leather, block heel, side zipper, rubber sole, pointed toe, water resistant, "
-       "memory foam, slip on, chunky platform, fleece lining", "Shoe Size, Color", "30-110",
-       "vegan leather, stitched upper"),
-    _t("fashion", f"{_C} > Men > Clothing > Active > Active Pants > Sweatpants", "mens sweatpants", "sweatpants",
-       "", "relaxed fit, elastic waistband, drawstring closure, zipper pockets, machine wash, moisture wicking, "
-       "fleece lined, tapered leg, cotton blend, quick drying", "Size, Color", "18-55", "jogger cut, soft knit"),
-    _t("fashion", f"{_C} > Women > Clothing > Leggings", "womens yoga leggings", "yoga leggings", "",
-       "high waist, tummy control, butt lifting, squat proof, side pockets, four way stretch, moisture wicking, "
-       "buttery soft, ankle length, seamless knit", "Size, Color", "15-48", "nylon spandex, gym wear"),
-    _t("fashion", f"{_C} > Men > Clothing > Shirts > T-Shirts", "mens crew neck t shirt", "t-shirt", "a",
-       "short sleeve, crew neck, cotton jersey, slim fit, tagless collar, pre shrunk, machine wash, "
-       "relaxed fit, moisture wicking, button placket", "Size, Color, Item Package Quantity", "10-38",
-       "everyday tee, soft cotton"),
-    _t("fashion", f"{_C} > Women > Clothing > Dresses > Casual", "womens summer dress", "summer dress", "a",
-       "v neck, short sleeve, flowy hem, side pockets, floral print, midi length, tie waist, button front, "
-       "smocked bodice, wrap style", "Size, Color, Pattern Name", "22-70", "chiffon fabric, rayon blend"),
-    _t("fashion", f"{_C} > Men > Clothing > Jackets & Coats > Lightweight Jackets", "mens windbreaker jacket",
-       "windbreaker jacket", "a", "water resistant, hooded design, full zip, packable design, "
-       "breathable lining, zipper pockets, lightweight shell, adjustable cuffs, reflective trim, wind proof",
-       "Size, Color", "28-95", "nylon shell, mesh lining"),
-    _t("fashion", f"{_C} > Women > Accessories > Scarves & Wraps", "womens winter scarf", "winter scarf", "a",
-       "cashmere feel, oversized wrap, fringe trim, plaid pattern, soft knit, warm thick, gift ready, "
-       "lightweight drape, reversible design, wool blend", "Color, Pattern Name", "10-45", "knit, woven"),
-    _t("fashion", f"{_C} > Men > Accessories > Belts", "mens leather belt", "leather belt", "a",
-       "genuine leather, ratchet buckle, adjustable fit, reversible design, gift box, full grain, "
-       "automatic buckle, casual style, dress style, nickel free", "Size, Color", "14-60", "strap, buckle"),
-    _t("fashion", f"{_C} > Women > Clothing > Socks & Hosiery > Socks", "womens athletic socks", "athletic socks",
-       "", "cushioned sole, moisture wicking, arch compression, no show, breathable knit, odor control, "
-       "cotton rich, blister resistant, ankle cut, seamless toe", "Size, Color, Item Package Quantity", "9-32",
-       "pairs, ribbed cuff"),
-    # furniture
-    _t("furniture", f"{_H} > Kitchen Furniture > Bar Stools", "bar stools", "bar stools", "a set of",
-       "swivel seat, adjustable height, back support, faux leather, footrest ring, metal frame, "
-       "easy assembly, counter height, armless design, padded cushion", "Furniture Size, Wood Color", "60-260",
-       "steel base, upholstered seat"),
-    _t("furniture", f"{_H} > Living Room Furniture > Bookcases", "bookcase shelf", "bookcase", "a",
-       "solid wood, easy assembly, open shelves, anti tipping, industrial style, storage cabinet, "
-       "space saving, adjustable shelves, engineered wood, corner unit", "Furniture Size, Wood Color", "45-240",
-       "particleboard, metal frame"),
-    _t("furniture", f"{_H} > Living Room Furniture > Ottomans", "storage ottoman", "storage ottoman", "a",
-       "lift top, faux leather, velvet fabric, tufted design, space saving, easy assembly, hidden storage, "
-       "sturdy legs, foldable frame, living room", "Fabric Color", "35-160", "padded top, fabric cover"),
-    _t("furniture", f"{_H} > Bedroom Furniture > Beds, Frames & Bases > Bed Frames", "platform bed frame",
-       "bed frame", "a", "metal platform, wooden slats, no box spring, under bed storage, headboard included, "
-       "noise free, tool free assembly, heavy duty, upholstered headboard, mid century",
-       "Bed Size, Wood Color", "120-520", "steel frame, wood slats"),
-    _t("furniture", f"{_H} > Living Room Furniture > Tables > Coffee Tables", "coffee table", "coffee table", "a",
-       "lift top, solid wood, glass top, hidden storage, round shape, farmhouse style, easy assembly, "
-       "marble pattern, open shelf, mid century", "Wood Color", "60-320", "tabletop, sturdy legs"),
-    _t("furniture", f"{_H} > Home Office Furniture > Desks", "computer desk", "computer desk", "a",
-       "height adjustable, keyboard tray, storage drawers, cable management, monitor shelf, "
-       "easy assembly, l shaped, metal frame, writing table, headphone hook", "Furniture Size, Wood Color",
-       "70-380", "desktop, steel legs"),
-    _t("furniture", f"{_H} > Bedroom Furniture > Nightstands", "nightstand", "nightstand", "a",
-       "charging station, two drawers, solid wood, bedside table, led light, open shelf, easy assembly, "
-       "fabric drawers, set of two, rustic finish", "Wood Color, Item Package Quantity", "35-190",
-       "side table, drawer pulls"),
-    _t("furniture", f"{_H} > Living Room Furniture > Sofas & Couches", "sectional sofa", "sectional sofa", "a",
-       "l shaped, reversible chaise, velvet fabric, removable cushions, living room, convertible sleeper, "
-       "tufted back, solid wood frame, stain resistant, small space", "Fabric Color", "300-1200",
-       "upholstery, foam cushions"),
-    _t("furniture", f"{_H} > Home Office Furniture > Home Office Chairs > Desk Chairs", "office chair",
-       "office chair", "an", "lumbar support, ergonomic design, mesh back, adjustable arms, swivel base, "
-       "high back, headrest included, rolling casters, reclining backrest, breathable seat",
-       "Device Color", "60-350", "nylon base, padded seat"),
-    _t("furniture", f"{_H} > Entryway Furniture > Shoe Racks", "shoe rack", "shoe rack", "a",
-       "stackable shelves, space saving, metal frame, easy assembly, bamboo wood, entryway bench, "
-       "dust cover, heavy duty, free standing, narrow design", "Furniture Size, Wood Color", "20-120",
-       "tier shelves, sturdy frame"),
-    # electronics
-    _t("electronics", f"{_E} > Headphones, Earbuds & Accessories > Earbuds", "wireless earbuds",
-       "wireless earbuds", "", "noise cancelling, bluetooth 5.3, charging case, water resistant, "
-       "touch control, long battery, built in microphone, deep bass, fast charging, ergonomic fit",
-       "Device Color, Style", "18-180", "earbuds, carry pouch"),
-    _t("electronics", f"{_E} > Cell Phones & Accessories > Chargers & Power Adapters > Wall Chargers",
-       "usb c wall charger", "wall charger", "a", "fast charging, dual port, foldable plug, usb c, "
-       "power delivery, compact design, overheat protection, gallium nitride, travel ready, universal compatibility",
-       "Device Color, Item Package Quantity", "9-55", "charger, adapter"),
-    _t("electronics", f"{_E} > Computers & Accessories > Cables & Accessories > Cables > USB Cables",
-       "usb c cable", "charging cable", "a", "braided nylon, fast charging, data transfer, tangle free, "
-       "usb c, reinforced connector, right angle, high speed, durable design, 100w power",
-       "Length, Device Color, Item Package Quantity", "6-30", "cord, connector"),
-    _t("electronics", f"{_E} > Portable Audio & Video > Portable Speakers & Docks > Portable Bluetooth Speakers",
-       "portable bluetooth speaker", "bluetooth speaker", "a", "waterproof design, stereo sound, long battery, "
-       "built in microphone, deep bass, outdoor use, party lights, compact size, usb c, hands free",
-       "Device Color", "20-160", "speaker, lanyard"),
-    _t("electronics", f"{_E} > Computers & Accessories > Data Storage > USB Flash Drives", "usb flash drive",
-       "flash drive", "a", "high speed, usb 3.0, metal casing, keychain design, dual connector, password "
-       "protection, shock resistant, plug and play, swivel cap, usb c", "Capacity, Item Package Quantity",
-       "6-70", "stick, drive"),
-    _t("electronics", f"{_E} > Television & Video > Televisions > LED & LCD TVs", "4k smart tv", "smart tv", "a",
-       "4k ultra hd, hdr support, voice remote, dolby audio, built in wifi, streaming apps, "
-       "game mode, slim bezel, wall mountable, hdmi ports", "Screen Size", "180-1100", "panel, stand"),
-    _t("electronics", f"{_E} > Computers & Accessories > Computer Accessories & Peripherals > Keyboards",
-       "wireless keyboard", "wireless keyboard", "a", "backlit keys, quiet typing, rechargeable battery, "
-       "ergonomic design, multi device, numeric keypad, mechanical switches, slim profile, mac compatible, "
-       "spill resistant", "Device Color, Style", "18-140", "keys, receiver"),
-    _t("electronics", f"{_E} > Computers & Accessories > Computer Accessories & Peripherals > Mice",
-       "wireless mouse", "wireless mouse", "a", "silent click, ergonomic design, rechargeable battery, "
-       "adjustable dpi, usb receiver, bluetooth pairing, side buttons, ambidextrous shape, rgb lighting, "
-       "travel size", "Device Color", "9-80", "mouse, receiver"),
-    _t("electronics", f"{_E} > Camera & Photo > Tripods & Monopods > Tripods", "camera tripod", "camera tripod",
-       "a", "aluminum alloy, phone holder, remote shutter, quick release, ball head, carrying bag, "
-       "extendable legs, lightweight design, selfie stick, 360 panorama", "Length, Device Color", "15-130",
-       "legs, mount"),
-    _t("electronics", f"{_E} > Computers & Accessories > Tablets", "android tablet", "tablet", "a",
-       "octa core, hd display, long battery, expandable storage, dual camera, parental controls, "
-       "wifi 6, google certified, kids mode, stylus support", "Capacity, Device Color, Style", "70-480",
-       "screen, case"),
-)  # fmt: skip
-"""The 50 product types (10 per top category)."""
+
+OPTION_VALUES, _OPTION_NAME, PRODUCT_TYPES = _load_tables(PRODUCT_TYPES_FILE)
 
 _BRAND_START = ("Lu", "Ve", "Ka", "Or", "Sol", "Ni", "Bra", "Ze", "Mo", "Ari", "Tal", "Quin", "Har", "Fen", "Ro")
 _BRAND_END = ("mera", "lora", "vex", "dane", "tix", "nova", "rio", "lyn", "stead", "wick", "forge", "bay", "ora")
@@ -597,8 +371,8 @@ def generate(folder: str | os.PathLike[str], n_products: int = DEFAULT_N_PRODUCT
 def embedded_dir() -> Path:
     """The folder of the embedded 2,000-product catalog, generated into the project cache on first use.
 
-    The folder is named after :data:`CATALOG_VERSION` and a digest of this module's source, so a changed
-    generator never reads a stale cache.
+    The folder is named after :data:`CATALOG_VERSION` and a digest of this module's source and its tables
+    (:data:`PRODUCT_TYPES_FILE`), so a changed generator never reads a stale cache.
     """
     folder = cache_dir() / "webshop" / f"catalog-v{CATALOG_VERSION}-{_source_digest()}"
     if all((folder / name).is_file() for name in FILES):
@@ -611,7 +385,7 @@ def embedded_dir() -> Path:
 
 @functools.cache
 def _source_digest() -> str:
-    return file_sha256(__file__)[:12]
+    return file_sha256(PRODUCT_TYPES_FILE, prefix=file_sha256(__file__).encode())[:12]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
