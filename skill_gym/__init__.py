@@ -1,8 +1,9 @@
 """skill-gym: Gymnasium text environments with a skill library for LLM agents.
 
-``import skill_gym`` registers the environment ids; nothing heavy is imported until an env is made.
-:func:`is_skill_env` tells a skill env's id from a base env's; every env declares how an agent should talk
-to it in ``env.unwrapped.instructions`` (:mod:`skill_gym.envs.instructions`).
+``import skill_gym`` registers the env families of :mod:`skill_gym.envs`, a base id and a skill id each;
+nothing heavy is imported until an env is made. :func:`register_family` adds a family
+(:mod:`skill_gym.families`); :func:`is_skill_env` tells a skill env's id from a base env's; every env declares
+how an agent should talk to it in ``env.unwrapped.instructions`` (:mod:`skill_gym.envs.instructions`).
 
 * ``Alfworld-v0`` / ``SkillAlfworld-v0`` — the real ALFWorld engine on an embedded game suite;
 * ``WebShop-v0`` / ``SkillWebShop-v0`` — WebShop's shopping tasks (search, results, item pages, buy) on an embedded catalog;
@@ -14,27 +15,11 @@ from __future__ import annotations
 
 import gymnasium as gym
 
+from skill_gym.envs import register_envs
+from skill_gym.families import SKILL_ENTRY_POINT, register_family
+
 __version__ = "0.1.0"
-__all__ = ["__version__", "is_skill_env", "make_vec", "register_envs"]
-
-_SKILL_ENTRY = "skill_gym.skill_env.env:make_skill_env"
-
-
-def register_envs() -> None:
-    """Register every env id (idempotent)."""
-    specs = {
-        "Alfworld-v0": ("skill_gym.envs.alfworld.env:AlfworldEnv", {}),
-        "SkillAlfworld-v0": (_SKILL_ENTRY, {"base_id": "Alfworld-v0", "env_name": "alfworld"}),
-        "WebShop-v0": ("skill_gym.envs.webshop.env:WebShopEnv", {}),
-        "SkillWebShop-v0": (_SKILL_ENTRY, {"base_id": "WebShop-v0", "env_name": "webshop"}),
-        "SearchQA-v0": ("skill_gym.envs.searchqa.env:SearchQAEnv", {}),
-        "SkillSearchQA-v0": (_SKILL_ENTRY, {"base_id": "SearchQA-v0", "env_name": "searchqa"}),
-        "Keyword-v0": ("skill_gym.envs.keyword:KeywordEnv", {}),
-        "SkillKeyword-v0": (_SKILL_ENTRY, {"base_id": "Keyword-v0", "env_name": "keyword"}),
-    }
-    for env_id, (entry_point, kwargs) in specs.items():
-        if env_id not in gym.registry:
-            gym.register(env_id, entry_point=entry_point, kwargs=kwargs, disable_env_checker=False)
+__all__ = ["__version__", "is_skill_env", "make_vec", "register_envs", "register_family"]
 
 
 def is_skill_env(env_id: str) -> bool:
@@ -43,7 +28,7 @@ def is_skill_env(env_id: str) -> bool:
     >>> is_skill_env("SkillKeyword-v0"), is_skill_env("Keyword-v0")
     (True, False)
     """
-    return gym.spec(env_id).entry_point == _SKILL_ENTRY
+    return gym.spec(env_id).entry_point == SKILL_ENTRY_POINT
 
 
 def make_vec(

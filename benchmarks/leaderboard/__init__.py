@@ -4,7 +4,8 @@ Modules, one idea each:
 
 * :mod:`~benchmarks.leaderboard.protocol` — the plug-in agent protocol and the adapters that need no learner
   code (a plain callable, random, an expert that reads the env's info); a third party imports only this;
-* :mod:`~benchmarks.leaderboard.suites` — the suites (env ids, splits, the papers' columns, task order);
+* :mod:`~benchmarks.leaderboard.suites` — the suites: the env families of :mod:`skill_gym.families`, each on a
+  split (ids, the papers' columns, expert), and the task order;
 * :mod:`~benchmarks.leaderboard.players` — how the runner asks agents for actions: guarded third-party agents
   (per-step timeout, failures isolated) and chat backends (our policies, OpenAI-compatible endpoints);
 * :mod:`~benchmarks.leaderboard.specs` — agents named by spec strings (``random``, ``openai:MODEL@URL``,

@@ -1,9 +1,10 @@
-"""The suites of the leaderboard: which env and split, the papers' columns, the task order and the expert.
+"""The suites of the leaderboard: an env family on one split, with its columns, task order and expert.
 
-This module holds :class:`Suite`, the registry :data:`SUITES` (``alfworld``, ``webshop``, ``searchqa`` and the
-tiny ``keyword``), :func:`parse_suite` (``"alfworld:eval_out_of_distribution"``), :func:`task_types` and
-:class:`PerEpisode` (the suites' own one-env baselines — WebShop's shoppers, Search-QA's searchers — behind the
-plug-in protocol).
+This module holds :class:`Suite`, :data:`SUITES` (a live view of the env families of
+:mod:`skill_gym.families`, each on its default split: ``alfworld``, ``webshop``, ``searchqa``, the tiny
+``keyword`` and any family registered later), :func:`parse_suite` (``"alfworld:eval_out_of_distribution"``) and
+:func:`task_types`. What a suite plays and how it is scored (ids, splits, columns, metric, expert) is its
+family's: nothing here names an env.
 Episode ``i`` of a suite always plays the same task (:meth:`Suite.tasks` interleaves the task types, so the
 first N episodes cover every type), whatever the agent and the seed: seeds vary the agents' randomness.
 """
@@ -11,62 +12,35 @@ first N episodes cover every type), whatever the agent and the seed: seeds vary 
 from __future__ import annotations
 
 import dataclasses
-import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from benchmarks.leaderboard.protocol import Agent, FunctionAgent, InfoActionAgent
+from skill_gym.families import EnvFamily, families
 
-__all__ = ["SUITES", "Suite", "parse_suite"]
-
-
-class PerEpisode:
-    """A one-env baseline made afresh for each episode, seeded from (run seed, task): replays exactly on resume.
-
-    ``make(seed)`` builds the inner agent (the suites' own shoppers and searchers, whose ``reset`` takes no
-    arguments); ``seed`` is ``None`` for agents without randomness.
-    """
-
-    def __init__(self, make: Callable[[int | None], Any], seed: int | None = None) -> None:
-        self.make, self.seed = make, seed
-        self.inner = make(seed)
-
-    def reset(self, observation: Mapping[str, str], info: Mapping[str, Any]) -> None:
-        key = f"{self.seed}/{info.get('task_id', '')}"
-        self.inner = self.make(None if self.seed is None else zlib.crc32(key.encode()))
-
-    def act(self, observation: Mapping[str, str], info: Mapping[str, Any]) -> str:
-        return self.inner.act(observation, info)
-
-
-def _keyword_oracle() -> Agent:
-    from skill_gym.envs.keyword import TASKS
-
-    answers = {t["task_id"]: t["answer"] for t in TASKS}
-    return FunctionAgent(lambda observation, info: answers.get(str(info.get("task_id")), ""))
+__all__ = ["SUITES", "Suite", "parse_suite", "task_types"]
 
 
 @dataclasses.dataclass(frozen=True)
 class Suite:
-    """One suite: an env (and its skill env) on one split, with the columns its paper tables use."""
+    """One suite: an env family (its env and skill env, the columns its paper tables use) on one split.
 
-    name: str
-    base_id: str
-    skill_id: str
-    env_name: str
-    """The skill env's ``env_name`` (which starter skills and library entries belong to it)."""
+    The family's fields read through: ``name``, ``base_id``, ``skill_id``, ``columns``, ``metric``, ``all_label``,
+    ``expert_kwargs``, ``expert`` and ``random`` (see :class:`~skill_gym.families.EnvFamily`).
+    """
+
+    family: EnvFamily
     split: str = ""
-    columns: tuple[tuple[str, str], ...] = ()
-    """``(task_type, column label)`` in the papers' order; the mean over all episodes is added as the last."""
-    metric: str = "success"
-    """``success`` (won rate per type), ``score`` (WebShop: mean score and success) or ``em`` (exact match)."""
-    all_label: str = "All"
-    expert_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
-    """Env arguments the expert needs (ALFWorld: ``expert_action=True``)."""
-    expert: Callable[[], Agent] | None = None
-    """The suite's expert or oracle, one per env."""
-    random: Callable[[int], Agent] | None = None
-    """The suite's random baseline for a seed (default: a random admissible action)."""
+    """One of the family's splits (``""``: the env's own default)."""
+
+    name = property(lambda self: self.family.name)
+    base_id = property(lambda self: self.family.base_id)
+    skill_id = property(lambda self: self.family.skill_id)
+    columns = property(lambda self: self.family.columns)
+    metric = property(lambda self: self.family.metric)
+    all_label = property(lambda self: self.family.all_label)
+    expert_kwargs = property(lambda self: self.family.expert_kwargs)
+    expert = property(lambda self: self.family.expert)
+    random = property(lambda self: self.family.random)
 
     @property
     def key(self) -> str:
@@ -114,60 +88,24 @@ def task_types(env: Any) -> dict[str, str]:
     return out
 
 
-def _webshop(role: str) -> Callable[..., Agent]:
-    def make(seed: int | None = None) -> Agent:
-        from skill_gym.envs.webshop.oracle import OracleShopper, RandomShopper
+class _Suites(Mapping[str, Suite]):
+    """Family name → its suite on its default split, read from the family registry at each access."""
 
-        if role == "expert":
-            return PerEpisode(lambda _: OracleShopper())
-        return PerEpisode(lambda s: RandomShopper(s), seed)
+    def __getitem__(self, name: str) -> Suite:
+        known = families()
+        if name not in known:
+            raise KeyError(name)
+        return Suite(known[name], known[name].split)
 
-    return make
+    def __iter__(self) -> Iterator[str]:
+        return iter(families())
 
-
-def _searchqa(role: str) -> Callable[..., Agent]:
-    def make(seed: int | None = None) -> Agent:
-        from skill_gym.envs.searchqa.oracle import OracleSearcher, RandomSearcher
-
-        if role == "expert":
-            searcher = OracleSearcher()  # loads the questions once; reset per episode
-            return PerEpisode(lambda _: (searcher.reset(), searcher)[1])
-        return PerEpisode(lambda s: RandomSearcher(s), seed)
-
-    return make
+    def __len__(self) -> int:
+        return len(families())
 
 
-SUITES: dict[str, Suite] = {
-    "alfworld": Suite(
-        name="alfworld", base_id="Alfworld-v0", skill_id="SkillAlfworld-v0", env_name="alfworld",
-        split="eval_out_of_distribution",
-        columns=(("pick_and_place_simple", "Pick"), ("look_at_obj_in_light", "Look"),
-                 ("pick_clean_then_place_in_recep", "Clean"), ("pick_heat_then_place_in_recep", "Heat"),
-                 ("pick_cool_then_place_in_recep", "Cool"), ("pick_two_obj_and_place", "Pick2")),
-        expert_kwargs={"expert_action": True}, expert=lambda: InfoActionAgent("expert_action"),
-    ),
-    "keyword": Suite(
-        name="keyword", base_id="Keyword-v0", skill_id="SkillKeyword-v0", env_name="keyword",
-        columns=(("opposite", "Opposite"), ("plural", "Plural"), ("echo", "Echo")), expert=_keyword_oracle,
-    ),
-    "webshop": Suite(
-        name="webshop", base_id="WebShop-v0", skill_id="SkillWebShop-v0", env_name="webshop", split="test",
-        metric="score", expert=_webshop("expert"), random=_webshop("random"),
-    ),
-    "searchqa": Suite(
-        name="searchqa", base_id="SearchQA-v0", skill_id="SkillSearchQA-v0", env_name="searchqa", split="test",
-        columns=(("direct_retrieval", "Direct"), ("entity_attribute_lookup", "Attribute"),
-                 ("multi_hop_reasoning", "Multi-hop"), ("comparison", "Comparison")),
-        metric="em", all_label="Avg", expert=_searchqa("expert"), random=_searchqa("random"),
-    ),
-}  # fmt: skip
-"""Suite name → its default split and columns."""
-
-_SPLITS = {
-    "alfworld": ("train", "eval_in_distribution", "eval_out_of_distribution"),
-    "webshop": ("train", "test"),
-    "searchqa": ("train", "test"),
-}
+SUITES: Mapping[str, Suite] = _Suites()
+"""Suite name → the suite on its family's default split (a family registered later is in it too)."""
 
 
 def parse_suite(text: str) -> Suite:
@@ -184,7 +122,7 @@ def parse_suite(text: str) -> Suite:
     suite = SUITES[name]
     if not split:
         return suite
-    known = _SPLITS.get(name)
-    if known is None or split not in known:
+    known = suite.family.splits
+    if split not in known:
         raise ValueError(f"suite {name!r} has no split {split!r}; splits: {', '.join(known or ('(none)',))}")
     return dataclasses.replace(suite, split=split)

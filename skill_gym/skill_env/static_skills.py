@@ -3,10 +3,11 @@
 This module holds :class:`StaticSkillSet`: a folder of SKILL0-style markdown files
 (``general_skills.md`` plus one file per task family), a mapping from task types to file keys,
 and the set of files currently *active* — the curriculum shrinks it between validations with
-:meth:`StaticSkillSet.set_active`. :func:`starter_skills_dir` gives the starter set this project
-ships per environment. A folder of SkillZero's own files (ZJU-REAL/SkillZero ``skills/<env>``) is
-read as it is: its ``skill_mapping.json`` names the files (``skill_files``) and maps task types to
-them by substring, as SkillZero matches task names inside ALFWorld game-file paths.
+:meth:`StaticSkillSet.set_active`. :func:`starter_skills_dir` gives the starter set an env family
+registers (:attr:`~skill_gym.families.EnvFamily.starter_skills`). A folder of SkillZero's own files
+(ZJU-REAL/SkillZero ``skills/<env>``) is read as it is: its ``skill_mapping.json`` names the files
+(``skill_files``) and maps task types to them by substring, as SkillZero matches task names inside ALFWorld
+game-file paths.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from skill_gym.families import families
 from skill_gym.library.formats import GENERAL_SECTION, parse_skill_markdown
 from skill_gym.library.record import SkillValidationError
 
@@ -23,16 +25,17 @@ __all__ = ["GENERAL_KEY", "StaticSkillSet", "starter_skills_dir"]
 GENERAL_KEY = "general_skills"
 SKILLZERO_TASK_TYPES = {"comparison": "compare"}
 """Task types named differently in SkillZero's mappings (its Search-QA ``skill_type`` says ``compare``)."""
-_STARTER_ROOT = Path(__file__).resolve().parent.parent / "skills"
 
 
 def starter_skills_dir(env: str) -> Path:
-    """The starter skill folder shipped for ``env`` (e.g. ``"alfworld"``)."""
-    path = _STARTER_ROOT / env
-    if not path.is_dir():
-        available = sorted(p.name for p in _STARTER_ROOT.iterdir() if p.is_dir())
-        raise FileNotFoundError(f"no starter skills for {env!r}; available: {available}")
-    return path
+    """The starter skill folder of the env family ``env`` (e.g. ``"alfworld"``; its ``starter_skills``)."""
+    known = families()
+    folder = known[env].starter_skills if env in known else None
+    if folder is None:
+        having = sorted(name for name, f in known.items() if f.starter_skills is not None)
+        raise FileNotFoundError(f"no starter skills for {env!r} (env families with starter skills: {having}); "
+                                "static skills then need their folder as static_dir=")  # fmt: skip
+    return folder
 
 
 class StaticSkillSet:
