@@ -4,8 +4,8 @@ This module holds the functions that add them (see :func:`skill_gym.cli.plugin_c
 
 * :func:`add_train_command` — ``skill-gym train grpo|skill1|skill0 ...``: every field of the learner's
   config dataclass is a flag (``env_id`` is also ``--env``), ``--preset cpu|paper`` picks the size limits,
-  ``--recipe released|paper`` the algorithm switches (:mod:`agents.recipes`: flags > preset sizes >
-  recipe > preset > defaults); ``--nproc N`` (``--nnodes``) launches the run on N ranks with torchrun
+  ``--recipe released|paper`` the algorithm switches, flags win over both (the precedence:
+  :func:`agents.recipes.config_layers`); ``--nproc N`` (``--nnodes``) launches the run on N ranks with torchrun
   (:mod:`agents.train` on each);
 * :func:`add_plan_command` — ``skill-gym plan grpo|skill1|skill0 ...``: per-GPU memory, tokens and time of a step
   of the config ``train`` would run, before renting GPUs (:mod:`agents.plan`);
@@ -35,6 +35,7 @@ __all__ = [
     "add_plan_command",
     "add_serve_target",
     "add_train_command",
+    "config_class",
     "train_config",
 ]
 
@@ -56,6 +57,11 @@ def _load(path: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
+def config_class(learner: str) -> type:
+    """The config dataclass of a learner of :data:`LEARNERS` (``GRPOConfig`` for ``"grpo"``)."""
+    return _load(LEARNERS[learner][0])
+
+
 def add_train_command(commands: Any) -> None:
     """``skill-gym train <learner>``."""
     train = commands.add_parser("train", help="train a policy with RL")
@@ -64,7 +70,7 @@ def add_train_command(commands: Any) -> None:
 
 def add_learner_parsers(learners: Any, launcher: bool = False) -> None:
     """One parser per learner with every config flag; ``launcher`` adds ``--nproc``/``--nnodes`` (torchrun)."""
-    for name, (config_path, _, help_text) in LEARNERS.items():
+    for name, (_, _, help_text) in LEARNERS.items():
         sub = learners.add_parser(name, help=help_text)
         sub.add_argument("--preset", choices=["cpu", "paper"], default=None,
                          help="cpu: small limits that finish on a laptop; paper: the papers' values (Skill1, SKILL0, verl-agent) "
@@ -75,7 +81,7 @@ def add_learner_parsers(learners: Any, launcher: bool = False) -> None:
                               "flags win over both (docs/recipes.md)")  # fmt: skip
         if launcher:
             _add_launcher_flags(sub)
-        add_config_flags(sub, _load(config_path), skip={"recipe"})
+        add_config_flags(sub, config_class(name), skip={"recipe"})
         sub.set_defaults(handler=_train, learner=name)
 
 
@@ -158,7 +164,7 @@ def _launch(args: argparse.Namespace) -> int:
         run(get_args_parser().parse_args(launch))
     except ChildFailedError as failed:
         dead = "; ".join(f"rank {rank}: {_failure(f)}" for rank, f in sorted(failed.failures.items()))
-        run_dir = args.run_dir or _load(LEARNERS[args.learner][0])().run_dir
+        run_dir = args.run_dir or config_class(args.learner)().run_dir
         print(f"skill-gym train: the run stopped because a rank failed ({dead}). Its last checkpoint is in "
               f"{run_dir}/checkpoints: run the same command with --resume to continue.", file=sys.stderr)  # fmt: skip
         return 1
@@ -173,7 +179,7 @@ def _failure(failure: Any) -> str:
 
 def _learner_argv(args: argparse.Namespace) -> list[str]:
     """The learner's flags back as command-line words (what each rank parses again)."""
-    cls = _load(LEARNERS[args.learner][0])
+    cls = config_class(args.learner)
     out = [f"--{name}={value}" for name in ("preset", "recipe") if (value := getattr(args, name)) is not None]
     for field in dataclasses.fields(cls):
         value = getattr(args, field.name, None)
@@ -193,7 +199,7 @@ def train_config(args: argparse.Namespace, preset: str) -> Any:
     """The learner's config from parsed ``train`` arguments: ``preset`` (cpu or paper), ``--recipe`` and the flags."""
     from agents.recipes import resolve_config
 
-    cls = _load(LEARNERS[args.learner][0])
+    cls = config_class(args.learner)
     given = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(cls)
@@ -208,12 +214,12 @@ def add_plan_command(commands: Any) -> None:
 
     plan = commands.add_parser("plan", help="per-GPU memory and time of a training step, before renting GPUs")
     learners = plan.add_subparsers(title="learners")
-    for name, (config_path, _, help_text) in LEARNERS.items():
+    for name, (_, _, help_text) in LEARNERS.items():
         sub = learners.add_parser(name, help=help_text)
         sub.add_argument("--preset", choices=["cpu", "paper"], default="paper", help="size limits (default: paper)")
         sub.add_argument("--recipe", choices=RECIPE_CHOICES, default=None, help="released or paper (docs/recipes.md)")
         add_arguments(sub)
-        add_config_flags(sub, _load(config_path), skip={"recipe"})
+        add_config_flags(sub, config_class(name), skip={"recipe"})
         sub.set_defaults(handler=_plan, learner=name)
 
 

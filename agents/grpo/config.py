@@ -8,17 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import typing
 from pathlib import Path
 from typing import Any, Literal
 
+from skill_gym.config_fields import check_choices, config_field
+
 __all__ = ["GRPOConfig", "config_field"]
-
-
-def config_field(default: Any, help: str) -> Any:
-    """A dataclass field with its CLI help text."""
-    return dataclasses.field(default=default, metadata={"help": help})
-
 
 _field = config_field
 
@@ -185,13 +180,7 @@ class GRPOConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
-        hints = typing.get_type_hints(type(self))
-        for field in dataclasses.fields(self):
-            choices = typing.get_args(hints[field.name]) if typing.get_origin(hints[field.name]) is Literal else ()
-            if choices and getattr(self, field.name) not in choices:
-                raise ValueError(
-                    f"{field.name} must be one of {', '.join(map(str, choices))}; got {getattr(self, field.name)!r}"
-                )
+        check_choices(self)
 
     @classmethod
     def cpu_defaults(cls, **overrides: Any) -> GRPOConfig:

@@ -7,22 +7,23 @@ from typing import Literal
 
 from agents.grpo.config import GRPOConfig
 from agents.grpo.config import config_field as _field
+from skill_gym.config_fields import config_subset
+from skill_gym.skill_env import SkillConfig
 
 __all__ = ["Skill0Config"]
 
 
 @dataclasses.dataclass
-class Skill0Config(GRPOConfig):
-    """In-context skills withdrawn by a helpfulness-driven curriculum (SKILL0)."""
+class Skill0Config(config_subset(SkillConfig, ["static_dir"]), GRPOConfig):
+    """In-context skills withdrawn by a helpfulness-driven curriculum (SKILL0); ``static_dir`` is the skill env's
+    (:class:`~skill_gym.skill_env.SkillConfig`)."""
 
     run_dir: str = _field("runs/skill0", "Run directory.")
     total_steps: int = _field(180, "Policy updates (SKILL0: 180).")
     kl_coef: float = _field(0.0, "SKILL0 trains without a KL term.")
-    entropy_coef: float = _field(0.001, "Entropy bonus (SKILL0: 0.001).")
     mode: Literal["curriculum", "full", "none"] = _field(
         "curriculum", "curriculum: SKILL0; full: every skill file always (the text-skill baseline); none: plain GRPO."
     )
-    static_dir: str | None = _field(None, "Skill-file folder (default: the starter set shipped for the env).")
     budget_schedule: list[int] = dataclasses.field(
         default_factory=lambda: [6, 3, 0],
         metadata={"help": "Skill-file budget per phase of the run (ALFWorld [6,3,0]; Search [5,3,0]). JSON."},

@@ -23,17 +23,10 @@ __all__ = ["SKILL0_RECIPES"]
 
 SKILL0_RECIPES: dict[str, dict[str, Any]] = {
     "released": {
-        "group_size": 8,
-        "tasks_per_step": 16,
-        "total_steps": 180,
-        "max_new_tokens": 512,
-        "mini_batch_size": 256,  # actor.ppo_mini_batch_size=256 (turns: verl-agent keeps rollout.n=1)
+        # as the papers' sizes: G 8, 16 tasks, 180 steps, 512 response tokens, actor.ppo_mini_batch_size=256 (turns:
+        # verl-agent keeps rollout.n=1); as the GRPO part: lr 1e-6, entropy 0.001, penalty 0.1, validation 0.4
         "history_length": 50,  # env.history_length=50 (ALFWorld, as many as env.max_steps)
-        "learning_rate": 1e-6,
         "kl_coef": 0.0,  # use_kl_loss=False, use_kl_in_reward=False
-        "entropy_coef": 0.001,
-        "invalid_penalty": 0.1,
-        "val_temperature": 0.4,
         "mode": "curriculum",
         "budget_schedule": [6, 3, 0],
         "test_freq": 10,
@@ -52,25 +45,11 @@ SKILL0_RECIPES: dict[str, dict[str, Any]] = {
             "invalid_penalty": 0.01,
             "budget_schedule": [5, 3, 0],
             "test_after_train": True,
-            # env_manager.py SearchEnvironmentManager: search_projection's rules and verl-agent's prompt
-            "env_kwargs": {"answer_format": "verl"},
         },
     },
-    # The SKILL0 paper (arXiv 2604.02268): GRPO without KL, curriculum validated every 10 steps; its
-    # first phase's budget from step 0.
+    # The SKILL0 paper (arXiv 2604.02268), where it departs from Skill0Config's defaults (which are the paper's:
+    # GRPO without KL, curriculum [6,3,0] validated every 10 steps, its first phase's budget from step 0).
     "paper": {
-        "group_size": 8,
-        "tasks_per_step": 16,
-        "total_steps": 180,
-        "learning_rate": 1e-6,
-        "kl_coef": 0.0,
-        "entropy_coef": 0.001,
-        "invalid_penalty": 0.1,
-        "val_temperature": 0.4,
-        "mode": "curriculum",
-        "budget_schedule": [6, 3, 0],
-        "test_freq": 10,
-        "step0_budget": "first",
         "env:searchqa": {"tasks_per_step": 128, "invalid_penalty": 0.01, "budget_schedule": [5, 3, 0]},
     },
 }

@@ -22,15 +22,10 @@ __all__ = ["SKILL1_RECIPES"]
 
 SKILL1_RECIPES: dict[str, dict[str, Any]] = {
     "released": {
-        # launch scripts (ALFWorld; WebShop below)
+        # launch scripts (ALFWorld; WebShop below); as the GRPO part: lr 1e-6, low-var KL 0.01, penalty 0.1,
+        # validation temperature 0.4; as the papers' sizes: 16 tasks, trainer.total_epochs=150 (one-batch set)
         "group_size": 8,
-        "tasks_per_step": 16,
         "max_new_tokens": 2048,
-        "total_steps": 150,  # trainer.total_epochs=150 over a one-batch training set
-        "learning_rate": 1e-6,
-        "kl_coef": 0.01,  # use_kl_loss, kl_loss_type=low_var_kl
-        "invalid_penalty": 0.1,
-        "val_temperature": 0.4,
         "lambda_rerank": 0.3,
         "lambda_distill": 0.3,  # computed into r − Û but, with credit="released", nothing is trained on it
         # skill library (env.skill_library.*, agent_system/memory SkillLibrary)
@@ -64,38 +59,10 @@ SKILL1_RECIPES: dict[str, dict[str, Any]] = {
             "lambda_distill": 1.0,
         },
     },
-    # The Skill1 paper (arXiv 2605.06130), Sections 3-4 and its hyper-parameter table.
+    # The Skill1 paper (arXiv 2605.06130), Sections 3-4 and its hyper-parameter table, where it departs from
+    # Skill1Config's defaults (which are the paper's: G 16, K 5, w 0.6, UCB, λ1 = λ2 = 0.3, ...).
     "paper": {
-        "group_size": 16,
-        "tasks_per_step": 16,
         "max_new_tokens": 2048,  # response 2k
-        "learning_rate": 1e-6,
-        "kl_coef": 0.01,
-        "invalid_penalty": 0.1,
-        "val_temperature": 0.4,
-        "lambda_rerank": 0.3,
-        "lambda_distill": 0.3,
-        "selection": "policy",
-        "distillation": "policy",
-        "top_k": 5,
-        "min_similarity": 0.4,
-        "relevance_weight": 0.6,
-        "ucb": True,
-        "ucb_c": 1.0,
-        "ucb_log_plus_one": False,
-        "alpha": 0.05,
-        "capacity": 5000,
-        "merge_rule": "similar",
-        "merge_threshold": 0.85,
-        "query_fallback": "none",
-        "rerank_always": False,
-        "inject": "top1",
-        "eval_inject": "top1",
-        "contrast": True,
-        "contrast_scope": "env",
-        "distill_format": "skill",
-        "credit": "paper",
-        "rerank_baseline": "none",  # REINFORCE on NDCG
         "env:webshop": {"invalid_penalty": 0.5},
     },
 }

@@ -1,7 +1,7 @@
 """The skill-library extension of the Gym API, generic over every skill-gym text env.
 
 * :class:`SkillEnv` (``env.py``) — the ``select → rerank → act → distill`` phase machine;
-* :class:`SkillConfig` (``config.py``) — its switches, Skill1's values as defaults;
+* :class:`SkillConfig` (``config.py``) — its switches, each with its help text and default;
 * :class:`SkillSource` (``sources.py``) — where skills come from: a library (Skill1) or static files (SKILL0);
 * :class:`SkillInfo` (``info.py``) — the typed ``info["skill"]`` record;
 * :class:`StaticSkillSet` (``static_skills.py``) — SKILL0's skill files by task type, with an active set;
