@@ -13,7 +13,7 @@ Other packages add verbs through the entry-point group ``skill_gym.commands`` (:
 each entry point names a function that takes the ``argparse`` sub-parsers and adds its commands
 (the learners add ``train`` and ``demo`` this way), so one ``skill-gym`` command serves every layer
 while this package imports none of them. Serve targets plug in the same way through
-:data:`SERVE_GROUP` (the learners add ``serve policy``).
+:data:`SERVE_GROUP` (the learners add ``serve policy``), and env families through :data:`FAMILY_GROUP`.
 
 Errors in user input print one line to stderr and exit with status 2; nothing is written.
 """
@@ -33,12 +33,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from skill_gym.library import SkillLibrary
 
-__all__ = ["PLUGIN_GROUP", "build_parser", "main", "plugin_commands"]
+__all__ = ["FAMILY_GROUP", "PLUGIN_GROUP", "build_parser", "main", "plugin_commands"]
 
 PLUGIN_GROUP = "skill_gym.commands"
 """Entry-point group of the verbs other packages add to ``skill-gym``."""
 
 SERVE_GROUP = "skill_gym.serve_targets"
+FAMILY_GROUP = "skill_gym.env_families"
+"""Entry-point group of env families installed by other packages: each entry is a function with no arguments that
+calls :func:`~skill_gym.families.register_family`, run before any verb, so ``skill-gym leaderboard run --suite
+NAME`` plays a family that lives outside this repository."""
 """Entry-point group of the targets other packages add to ``skill-gym serve``."""
 
 SERVE_TARGETS: tuple[str, ...] = (
@@ -54,6 +58,11 @@ DEFAULT_LIBRARY = os.environ.get("SKILL_GYM_LIBRARY", "skill_library.sqlite")
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``skill-gym`` script; returns the exit status."""
+    for register in plugin_commands(FAMILY_GROUP):
+        try:
+            register()
+        except Exception as error:  # one broken plug-in must not take the other verbs down
+            print(f"skill-gym: the env family of {register.__module__} is unavailable: {error}", file=sys.stderr)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "handler"):

@@ -11,6 +11,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -206,3 +209,33 @@ def test_bad_registrations_fail_clearly_and_register_nothing(coin, name, entry_p
     with pytest.raises(ValueError, match=message):
         register_family(name, entry_point, base_id, **fields)
     assert families() == before and set(gym.registry) == ids
+
+
+def test_an_installed_family_plays_through_the_cli_in_a_fresh_process(tmp_path):
+    """A package outside this repository registers its family through the ``skill_gym.env_families`` entry points."""
+    site = tmp_path / "site"
+    (site / "coin_plugin-0.1.dist-info").mkdir(parents=True)
+    (site / "coin_plugin-0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: coin-plugin\nVersion: 0.1\n"
+    )
+    (site / "coin_plugin-0.1.dist-info" / "entry_points.txt").write_text(
+        "[skill_gym.env_families]\ncoin_plugin = coin_plugin:register\n"
+    )
+    (site / "coin_plugin.py").write_text(
+        "from skill_gym import register_family\n"
+        "from tests.test_register_family import coin_expert\n\n\n"
+        "def register():\n"
+        "    register_family('coin_plugin', 'tests.test_register_family:CoinEnv', 'CoinPlugin-v0',\n"
+        "                    splits=('train', 'test'), split='test', columns=(('heads', 'Heads'), ('tails', 'Tails')),\n"
+        "                    expert=coin_expert)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "skill_gym.cli", "leaderboard", "run", "--agent", "expert", "--suite", "coin_plugin",
+            "--episodes", "2", "--num-envs", "1", "--out", str(out), "--no-progress"]  # fmt: skip
+    done = subprocess.run(argv, cwd=root, env={**os.environ, "PYTHONPATH": f"{site}:{root}"},
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    transcripts = [t for t, _ in iter_transcripts(out)]
+    assert len(transcripts) == 2 and all(t["result"]["won"] for t in transcripts)
+    assert {t["header"]["env_id"] for t in transcripts} == {"CoinPlugin-v0"}
