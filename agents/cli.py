@@ -45,6 +45,8 @@ LEARNERS: dict[str, tuple[str, str, str]] = {
                "Skill1: select, use and distill skills with one policy"),
     "skill0": ("agents.skill0.config:Skill0Config", "agents.skill0.trainer:Skill0Trainer",
                "SKILL0: in-context skills withdrawn by a curriculum"),
+    "skill1to0": ("agents.skill1to0.config:Skill1To0Config", "agents.skill1to0.trainer:Skill1To0Trainer",
+                  "Skill1 builds a library, SKILL0's curriculum withdraws its exported skill files to zero"),
 }  # fmt: skip
 """Learner name → (config class, trainer class, help), as ``module:attribute`` strings."""
 

@@ -1,12 +1,13 @@
 """Recipes: named sets of config overrides that reproduce the released code or follow the papers' text.
 
 ``RECIPES[recipe][learner]`` holds the overrides of a learner's config (``"grpo"``, ``"skill1"``,
-``"skill0"``) for ``--recipe released`` (the released code and launch scripts that produced the
-published numbers) and ``--recipe paper`` (the papers' text). Every difference is listed, with its
-source, in ``docs/recipes.md``. This module holds the GRPO part (verl-agent's core, shared by all three
+``"skill0"``, ``"skill1to0"``) for ``--recipe released`` (the released code and launch scripts that produced
+the published numbers) and ``--recipe paper`` (the papers' text). Every difference is listed, with its
+source, in ``docs/recipes.md``. This module holds the GRPO part (verl-agent's core, shared by all the
 learners); the learner parts live beside their learners (``agents/skill1/recipes.py``,
-``agents/skill0/recipes.py``). A part may hold ``"env:<family>"`` sub-dicts (family: ``alfworld``,
-``webshop``, ``searchqa``, ``keyword``; :func:`env_family`) that apply only to that env family.
+``agents/skill0/recipes.py``; ``agents/skill1to0/recipes.py`` composes those two). A part may hold
+``"env:<family>"`` sub-dicts (family: ``alfworld``, ``webshop``, ``searchqa``, ``keyword``; :func:`env_family`)
+that apply only to that env family.
 
 What a part holds: the ``paper`` recipe only where the papers' text departs from the config classes'
 defaults; the ``released`` recipe every switch of the released code with its source, default or not (a later
@@ -32,6 +33,7 @@ from typing import Any
 
 from agents.skill0.recipes import SKILL0_RECIPES
 from agents.skill1.recipes import SKILL1_RECIPES
+from agents.skill1to0.recipes import SKILL1TO0_RECIPES
 from skill_gym.families import family_of
 
 __all__ = [
@@ -96,7 +98,12 @@ GRPO_RECIPES: dict[str, dict[str, Any]] = {
 """The GRPO core's part of each recipe; it applies to every learner."""
 
 RECIPES: dict[str, dict[str, dict[str, Any]]] = {
-    name: {"grpo": GRPO_RECIPES[name], "skill1": SKILL1_RECIPES.get(name, {}), "skill0": SKILL0_RECIPES.get(name, {})}
+    name: {
+        "grpo": GRPO_RECIPES[name],
+        "skill1": SKILL1_RECIPES.get(name, {}),
+        "skill0": SKILL0_RECIPES.get(name, {}),
+        "skill1to0": SKILL1TO0_RECIPES.get(name, {}),
+    }
     for name in GRPO_RECIPES
 }
 """Recipe name → learner name → config overrides (:func:`recipe_parts` says how they are layered)."""

@@ -252,10 +252,9 @@ def test_full_fine_tuning_trains_every_weight_against_a_frozen_reference():
 
 
 def _learner_configs() -> dict[str, type]:
-    from agents.skill0.config import Skill0Config
-    from agents.skill1.config import Skill1Config
+    from agents.cli import LEARNERS, config_class
 
-    return {"grpo": GRPOConfig, "skill1": Skill1Config, "skill0": Skill0Config}
+    return {name: config_class(name) for name in LEARNERS}
 
 
 def test_verl_answer_rules_by_hand():

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from skill_gym.config_fields import config_field
 from skill_gym.files import atomic_write
 from skill_gym.library.formats import GENERAL_SECTION, render_skill_markdown
 from skill_gym.library.record import Skill, SkillValidationError
@@ -54,16 +55,12 @@ GENERAL_FILE = "general_skills"
 
 @dataclasses.dataclass(frozen=True)
 class CurriculumRules:
-    """What a skill needs to enter the curriculum, and how much one file may hold."""
+    """What a skill needs to enter the curriculum, and how much one file may hold (each field's help text says)."""
 
-    min_selected: int = 2
-    """Support: times the policy must have selected the skill."""
-    dedup_similarity: float = 0.85
-    """Description cosine at or above which two skills count as one."""
-    max_skills: int = 5
-    """Items per file."""
-    max_tokens: int = 400
-    """Tokens per file (its rendered text, header comment excluded)."""
+    min_selected: int = config_field(2, "Support: times the policy must have selected a skill for the curriculum.")
+    dedup_similarity: float = config_field(0.85, "Description cosine at or above which two skills count as one.")
+    max_skills: int = config_field(5, "Items per curriculum file.")
+    max_tokens: int = config_field(400, "Tokens per curriculum file (its rendered text, header comment excluded).")
 
     def __post_init__(self) -> None:
         if self.min_selected < 0 or self.max_skills < 1 or self.max_tokens < 1:

@@ -1,0 +1,243 @@
+"""Skill1 then SKILL0 in one run: both stages, resume inside each, stage 2's initial policy, bad libraries, the CLI."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from agents.grpo.trainer import GRPOTrainer
+from agents.skill0 import Skill0Trainer
+from agents.skill1 import Skill1Trainer
+from agents.skill1to0 import Skill1To0Config, Skill1To0Trainer
+from skill_gym.library import SkillValidationError
+from skill_gym.skill_env import StaticSkillSet
+from tests.scripted_policy import ScriptedKeywordAgent
+from tests.tiny_policy import tiny_policy
+
+
+class SeededAgent(ScriptedKeywordAgent):
+    """The scripted agent drawing from each request's seed: a resumed run replays what an uninterrupted one did."""
+
+    request_seeds = True
+
+    def generate(self, prompts, sampling):
+        if sampling.seed is not None:
+            self.rng = np.random.default_rng(sampling.seed)
+        return super().generate(prompts, sampling)
+
+
+class Killed(Exception):
+    """The process "dies" after a checkpoint."""
+
+
+@pytest.fixture(scope="module")
+def base_model(tmp_path_factory):
+    """The tiny random policy as a model folder: the base model of every run here."""
+    model, tokenizer = tiny_policy()
+    folder = tmp_path_factory.mktemp("base")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _config(run_dir, base_model, **overrides) -> Skill1To0Config:
+    settings = dict(
+        env_id="SkillKeyword-v0", run_dir=str(run_dir), model=str(base_model), lora_rank=0, learning_rate=1e-3,
+        stage1_steps=2, stage2_steps=4, tasks_per_step=3, group_size=2, max_new_tokens=40,
+        env_kwargs={"answer_format": "plain"}, kl_coef=0.0, entropy_coef=0.0, micro_batch_size=16, save_every=1,
+        progress=False, max_turns=8, min_similarity=0.0, top_k=3, test_freq=2, budget_schedule=[3, 0],
+        min_selected=0, seed=0,
+    )  # fmt: skip
+    settings.update(overrides)
+    return Skill1To0Config(**settings)
+
+
+def _run(config: Skill1To0Config) -> list[dict]:
+    trainer = Skill1To0Trainer(config, backend=SeededAgent(tiny_policy()[1], p_correct=0.6))
+    try:
+        return trainer.train()
+    finally:
+        trainer.close()
+
+
+@contextlib.contextmanager
+def _killed_after(learner: type, step: int):
+    """``learner``'s run dies right after the checkpoint of ``step`` (save_every=1)."""
+    original = GRPOTrainer.train_step
+
+    def step_then_die(self):
+        metrics = original(self)
+        if isinstance(self, learner) and self.step == step:
+            raise Killed
+        return metrics
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(GRPOTrainer, "train_step", step_then_die)
+        with pytest.raises(Killed):
+            yield
+
+
+def _logged(run_dir) -> dict[str, list[dict]]:
+    """Each stage's metrics.jsonl, timings left out."""
+    out = {}
+    for stage in ("stage1", "stage2"):
+        lines = [json.loads(line) for line in (run_dir / stage / "metrics.jsonl").read_text().splitlines()]
+        out[stage] = [{k: v for k, v in m.items() if not k.startswith("perf/")} for m in lines]
+    return out
+
+
+def test_two_stages_resumed_inside_each_match_an_uninterrupted_run(tmp_path, base_model):
+    straight = tmp_path / "straight"
+    history = _run(_config(straight, base_model))
+    stages = json.loads((straight / "stages.json").read_text())
+    assert list(stages) == ["stage1", "curriculum", "stage2"]
+    assert stages["stage1"]["step"] == 2 and stages["stage1"]["last"]["library/size"] > 0
+    assert stages["curriculum"]["files"]["general_skills"]
+    skills = StaticSkillSet(straight / "curriculum")  # the files stage 2 read, with their provenance
+    assert "general_skills" in skills.files
+    provenance = json.loads((straight / "curriculum" / "skill_mapping.json").read_text())["provenance"]["source"]
+    assert provenance["stage1_step"] == 2 and provenance["library"].endswith("stage1/library.sqlite")
+    assert stages["stage2"]["step"] == 4 and stages["stage2"]["active"] == []  # withdrawn to zero skills
+    final = stages["stage2"]["final"]
+    assert 0.0 <= final["final/success/all"] <= 1.0 and history[-1] == {"stage": 2, "step": 4, **final}
+    logged = _logged(straight)
+    assert [m["step"] for m in logged["stage2"]] == [0, 1, 2, 3, 4, 4]  # step-0 validation ... final evaluation
+    assert logged["stage2"][-1] == {"step": 4, **final}
+    assert logged["stage2"][2]["curriculum/budget"] == 3 and logged["stage2"][4]["curriculum/budget"] == 0
+    assert final["final/prompt_tokens"] == pytest.approx(logged["stage2"][4]["val/prompt_tokens_without_skills"])
+
+    resumed = tmp_path / "resumed"
+    with _killed_after(Skill1Trainer, 1):
+        _run(_config(resumed, base_model))
+    assert not (resumed / "stages.json").exists()
+    with _killed_after(Skill0Trainer, 3):
+        _run(_config(resumed, base_model, resume=True))
+    assert list(json.loads((resumed / "stages.json").read_text())) == ["stage1", "curriculum"]
+    rest = _run(_config(resumed, base_model, resume=True))
+    assert [m["step"] for m in rest] == [4, 4] and all(m["stage"] == 2 for m in rest)
+    for stage, lines in _logged(resumed).items():
+        assert len(lines) == len(logged[stage])
+        for a, b in zip(lines, logged[stage], strict=True):
+            assert a == pytest.approx(b, abs=1e-6), f"{stage} step {a['step']}"
+    again = json.loads((resumed / "stages.json").read_text())
+    assert again["stage2"]["final"] == pytest.approx(final) and again["curriculum"]["left_out"] == stages[
+        "curriculum"]["left_out"]  # fmt: skip
+    for name in stages["curriculum"]["files"]:  # the same skills, but for their ids (drawn anew)
+        texts = [re.sub(r"sk-[0-9a-f]+", "ID", (run / "curriculum" / f"{name}.md").read_text().replace(str(run), "RUN"))
+                 for run in (straight, resumed)]  # fmt: skip
+        assert texts[0] == texts[1]
+    assert _run(_config(resumed, base_model, resume=True)) == []  # everything is done
+    with pytest.raises(ValueError, match=r"holds a two-stage run .*pass resume=True"):
+        _run(_config(resumed, base_model))
+
+
+def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+GENERAL_ALONE = "ignore:stage 2's curriculum .* holds the general file alone"
+"""After one stage-1 step the scripted skills (near-identical descriptions) make one cluster: the general file alone."""
+
+
+@pytest.mark.filterwarnings(GENERAL_ALONE)
+@pytest.mark.parametrize("init", ["stage1", "base"])
+def test_stage2_starts_from_stage1s_policy_or_the_base_model(tmp_path, base_model, init):
+    seen: dict[str, dict[str, torch.Tensor]] = {}
+    close, start = Skill1Trainer.close, Skill0Trainer.__init__
+
+    def close_stage1(self):
+        seen["stage1_final"] = _weights(self.model)
+        close(self)
+
+    def start_stage2(self, *args, **kwargs):
+        start(self, *args, **kwargs)
+        seen["stage2_initial"] = _weights(self.model)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Skill1Trainer, "close", close_stage1)
+        patch.setattr(Skill0Trainer, "__init__", start_stage2)
+        _run(_config(tmp_path, base_model, stage1_steps=1, stage2_steps=2, test_freq=1, budget_schedule=[1, 0],
+                     stage2_init=init))  # fmt: skip
+    base = _weights(tiny_policy()[0])
+    assert not _same(seen["stage1_final"], base)  # stage 1 trained
+    stage2 = json.loads((tmp_path / "stage2" / "config.json").read_text())
+    if init == "stage1":
+        assert _same(seen["stage2_initial"], seen["stage1_final"])
+        assert stage2["model"] == str(tmp_path / "stage1" / "policy")
+    else:
+        assert _same(seen["stage2_initial"], base) and not (tmp_path / "stage1" / "policy").exists()
+        assert stage2["model"] == str(base_model)
+
+
+@pytest.mark.filterwarnings(GENERAL_ALONE)
+@pytest.mark.parametrize(
+    ("settings", "reason"),
+    [
+        ({"distillation": "none"}, r"the library has no skills.*--stage1-steps, which continues stage 1 [^,]*\)"),
+        ({"min_selected": 2}, r"selected at least 2 times .*--stage1-steps.*, or a lower --min-selected \(now 2\)"),
+        ({"max_tokens": 1}, r"longer than the budget of 1 tokens \(1 left out\); raise max_tokens.*--stage1-steps"),
+    ],
+    ids=["empty", "unsupported", "huge-skills"],
+)
+def test_a_library_without_a_curriculum_stops_the_run_with_the_reason(tmp_path, base_model, settings, reason):
+    config = _config(tmp_path, base_model, stage1_steps=1, stage2_steps=2, test_freq=1, budget_schedule=[1, 0])
+    with pytest.raises(SkillValidationError, match=f"stage 2 cannot start: .*{reason}.*--resume"):
+        _run(dataclasses.replace(config, **settings))
+    assert list(json.loads((tmp_path / "stages.json").read_text())) == ["stage1"]  # stage 1 is kept
+    assert not (tmp_path / "curriculum").exists() and not (tmp_path / "stage2").exists()
+    if settings == {"distillation": "none"}:  # a longer stage 1 continues the finished one
+        with pytest.raises(SkillValidationError, match="library has no skills"):
+            _run(dataclasses.replace(config, **settings, stage1_steps=2, resume=True))
+        assert [json.loads(line)["step"] for line in (tmp_path / "stage1" / "metrics.jsonl").open()] == [1, 2]
+    if settings == {"min_selected": 2}:  # the hint works: stage 1 is not run again
+        _run(_config(tmp_path, base_model, stage1_steps=1, stage2_steps=2, test_freq=1, budget_schedule=[1, 0],
+                     resume=True))  # fmt: skip
+        assert len((tmp_path / "stage1" / "metrics.jsonl").read_text().splitlines()) == 1
+        assert json.loads((tmp_path / "stages.json").read_text())["stage2"]["active"] == []
+
+
+def test_one_task_type_gives_the_general_file_alone_with_a_warning(tmp_path, base_model):
+    config = _config(tmp_path, base_model, stage1_steps=2, stage2_steps=2, test_freq=1, budget_schedule=[1, 0],
+                     env_kwargs={"answer_format": "plain", "task_types": ["opposite"]})  # fmt: skip
+    with pytest.warns(UserWarning, match="holds the general file alone"):
+        _run(config)
+    assert sorted(StaticSkillSet(tmp_path / "curriculum").files) == ["general_skills"]
+
+
+def test_a_schedule_that_keeps_skills_is_refused_before_training(tmp_path, base_model):
+    for settings in ({"budget_schedule": [3, 1]}, {"stage2_steps": 3, "test_freq": 2}):
+        with pytest.raises(ValueError, match="stage 2 must withdraw every skill file"):
+            Skill1To0Trainer(_config(tmp_path, base_model, **settings))
+    assert not tmp_path.joinpath("config.json").exists()
+
+
+def test_the_cli_builds_the_two_stage_config():
+    from agents.cli import train_config
+    from skill_gym.cli import build_parser
+
+    argv = ["train", "skill1to0", "--env", "SkillKeyword-v0", "--stage1-steps", "3", "--stage2-steps", "6",
+            "--stage2-init", "base", "--min-selected", "1", "--budget-schedule", "[2,0]", "--test-freq", "3"]  # fmt: skip
+    config = train_config(build_parser().parse_args(argv), "cpu")
+    assert (config.stage1_steps, config.stage2_steps, config.total_steps, config.stage2_init) == (3, 6, 9, "base")
+    assert (config.min_selected, config.max_tokens, config.budget_schedule) == (1, 400, [2, 0])
+    assert config.rules().min_selected == 1 and config.max_new_tokens == 48  # the cpu preset's sizes
+    stage1, stage2 = config.stage1_config(), config.stage2_config("skills", None)
+    assert (stage1.total_steps, stage1.run_dir) == (3, "runs/skill1to0/stage1")
+    assert (stage2.total_steps, stage2.run_dir, stage2.mode, stage2.static_dir) == (6, "runs/skill1to0/stage2",
+                                                                                   "curriculum", "skills")  # fmt: skip
+    released = train_config(build_parser().parse_args(["train", "skill1to0", "--recipe", "released"]), "paper")
+    assert (released.credit, released.step0_budget, released.validation_tasks, released.history_length) == (
+        "released", "last", 128, 2)  # fmt: skip
+    for bad in (["--stage2-init", "random"], ["--total-steps", "3"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["train", "skill1to0", *bad])
