@@ -241,3 +241,33 @@ def test_the_cli_builds_the_two_stage_config():
     for bad in (["--stage2-init", "random"], ["--total-steps", "3"]):
         with pytest.raises(SystemExit):
             build_parser().parse_args(["train", "skill1to0", *bad])
+
+
+def test_the_finished_run_plays_on_the_leaderboard_as_a_trained_agent_without_skills(tmp_path, base_model):
+    from benchmarks.leaderboard.report import write_report
+    from benchmarks.leaderboard.runner import RunConfig, run_leaderboard
+    from benchmarks.leaderboard.specs import parse_agents
+    from benchmarks.leaderboard.suites import parse_suite
+    from benchmarks.leaderboard.tables import build_tables
+    from benchmarks.leaderboard.transcripts import iter_transcripts
+
+    run = tmp_path / "two-stage"
+    _run(_config(run, base_model))
+    out = tmp_path / "board"
+    [entry] = parse_agents([f"skill1to0:{run}"])
+    summary = run_leaderboard([entry], [parse_suite("keyword")], RunConfig(out, episodes=3, num_envs=3, progress=False))
+    assert summary.errors == [] and summary.played == 3
+    transcripts = [t for t, _ in iter_transcripts(out)]
+    assert {t["header"]["env_id"] for t in transcripts} == {"Keyword-v0"}  # the base env: no skills, no retrieval
+    assert all(t["result"]["library_size"] == 0 and not t["result"]["failed"] for t in transcripts)
+    [row] = build_tables(out, reported=[])["suites"]["keyword"]["rows"]
+    assert row["kind"] == "trained, no skills at inference" and row["source"] == "ours"
+    write_report(out)
+    assert "ours: trained, no skills at inference" in (out / "leaderboard.md").read_text()
+
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "stages.json").write_text(json.dumps({"stage1": {}, "curriculum": {}}))
+    [entry] = parse_agents([f"skill1to0:{unfinished}"])
+    summary = run_leaderboard([entry], [parse_suite("keyword")], RunConfig(tmp_path / "b2", episodes=1, progress=False))
+    assert summary.played == 0 and "stage 2 of" in summary.errors[0] and "has not finished" in summary.errors[0]

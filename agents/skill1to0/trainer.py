@@ -129,7 +129,7 @@ class Skill1To0Trainer:
                                  "skill files needs the library file (leave env_kwargs' library unset)")  # fmt: skip
             policy = None
             if self.config.stage2_init == "stage1":
-                policy = trainer.run_dir / "policy"
+                policy = (trainer.run_dir / "policy").resolve()  # stage 2 and the leaderboard load it from anywhere
                 trainer.world.on_main(lambda: save_policy(trainer.rollout_model, trainer.tokenizer, policy))
             record = {"step": trainer.step, "library": str(library), "policy": str(policy) if policy else None,
                       "last": _summary(history[-1]) if history else self.stages.get("stage1", {}).get("last", {})}  # fmt: skip

@@ -14,6 +14,9 @@ Spec strings:
 * ``hf:MODEL`` — our policy through the transformers backend: a Hugging Face id, a local folder, a training run
   folder or one of its checkpoints (GRPO / Skill1 / SKILL0; the LoRA adapter on its base model);
   ``smollm2`` is ``hf:SmolLM2-135M-Instruct``; ``vllm:MODEL`` — the same through vLLM, when it is installed;
+* ``skill1to0:RUN_DIR`` — the final policy of a finished two-stage run (``skill-gym train skill1to0``: Skill1
+  built a library, SKILL0's curriculum withdrew it) on the suite's base env: a trained agent with no skills and
+  no retrieval at inference (its rows' kind says so);
 * ``library:SPEC`` — ``SPEC`` playing the suite's skill env with a frozen library of the starter skills,
   one skill selected by similarity to the task (cosine ≥ 0.05, this agent's own cut-off), no training (Skill1's
   library without its learned selection).
@@ -36,9 +39,21 @@ from typing import Any
 from benchmarks.leaderboard.suites import Suite
 from skill_gym.agent import RandomAgent, agent_factory
 
-__all__ = ["AgentEntry", "LoadedAgent", "parse_agents"]
+__all__ = ["ROW_KINDS", "AgentEntry", "LoadedAgent", "parse_agents", "row_kind", "two_stage_policy"]
 
-_KINDS = ("random", "expert", "oracle", "python", "openai", "hf", "smollm2", "vllm", "library")
+_KINDS = ("random", "expert", "oracle", "python", "openai", "hf", "smollm2", "vllm", "skill1to0", "library")
+ROW_KINDS = {"skill1to0": "trained, no skills at inference"}
+"""Spec kinds whose rows the tables mark beside their source ('ours: trained, no skills at inference'); the
+others speak for themselves through their spec."""
+
+
+def row_kind(spec: str) -> str:
+    """The kind of row an agent spec makes, where the tables mark it (:data:`ROW_KINDS`; else ``""``).
+
+    >>> row_kind("skill1to0:runs/two-stage"), row_kind("smollm2")
+    ('trained, no skills at inference', '')
+    """
+    return ROW_KINDS.get(spec.split(":", 1)[0].strip().lower(), "")
 
 
 @dataclasses.dataclass
@@ -172,7 +187,7 @@ class LoadedAgent:
 
     @property
     def is_chat_model(self) -> bool:
-        return self.entry.inner.kind in ("openai", "hf", "smollm2", "vllm") and self.entry.agent is None
+        return self.entry.inner.kind in ("openai", "hf", "smollm2", "vllm", "skill1to0") and self.entry.agent is None
 
     def env_kwargs(self, suite: Suite) -> dict[str, Any]:
         """Env arguments this agent needs on ``suite`` (the expert's, or the library agent's skill selection)."""
@@ -232,6 +247,10 @@ def _make_backend(entry: AgentEntry, timeout: float | None) -> Any:
             raise ValueError(f"OpenAI-compatible agents are named openai:MODEL@URL, got {entry.spec!r}")
         return OpenAIBackend(url, model=model, api_key=os.environ.get(entry.api_key_env, ""),
                              timeout=timeout or 60.0, max_retries=entry.max_retries)  # fmt: skip
+    if kind == "skill1to0":
+        from agents.backends.hf import TransformersBackend
+
+        return TransformersBackend(*load_policy_or_checkpoint(str(two_stage_policy(Path(rest)))))
     if kind in ("hf", "smollm2"):
         from agents.backends.hf import TransformersBackend
 
@@ -243,6 +262,20 @@ def _make_backend(entry: AgentEntry, timeout: float | None) -> Any:
 
         return VLLMBackend(resolve_policy_model(rest or None))
     raise ValueError(f"{entry.spec!r} is not a chat model spec")
+
+
+def two_stage_policy(run_dir: Path) -> Path:
+    """The folder of a finished two-stage run's final policy (its stage-2 run), or a ``ValueError`` saying why not."""
+    stages_file = run_dir / "stages.json"
+    try:
+        stages = json.loads(stages_file.read_text())
+    except (OSError, ValueError) as problem:
+        raise ValueError(
+            f"{run_dir} is not a two-stage run: {stages_file} is missing or unreadable ({problem})"
+        ) from None
+    if not isinstance(stages, dict) or "stage2" not in stages:
+        raise ValueError(f"stage 2 of {run_dir} has not finished: resume it (skill-gym train skill1to0 --resume) first")
+    return run_dir / "stage2"
 
 
 def load_policy_or_checkpoint(model: str | None) -> tuple[Any, Any]:

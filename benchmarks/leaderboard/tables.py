@@ -21,6 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from benchmarks.leaderboard.specs import row_kind
 from benchmarks.leaderboard.suites import SUITES, Suite, parse_suite
 from benchmarks.leaderboard.transcripts import iter_transcripts
 
@@ -130,7 +131,8 @@ def build_tables(out: Path, reported: list[dict[str, Any]] | None = None) -> dic
                     std = statistics.stdev(numbers) if len(numbers) > 1 else 0.0
                     cells[column] = {"mean": statistics.fmean(numbers), "std": std, "n": len(numbers)}
             rows.append({
-                "agent": agent, "source": "ours", "model": specs[agent], "size": "", "cells": cells,
+                "agent": agent, "source": "ours", "kind": row_kind(specs[agent]), "model": specs[agent], "size": "",
+                "cells": cells,
                 "seeds": len(seeds), "episodes": sum(len(v) for v in seeds.values()),
                 "failed": sum(e["failed"] for v in seeds.values() for e in v),
             })  # fmt: skip
@@ -162,7 +164,8 @@ def table_cells(row: dict[str, Any], columns: list[str]) -> list[str]:
     """One row as the strings the Markdown, CSV and HTML tables show."""
     count = "–" if row["episodes"] is None else f"{row['episodes']} ({row['seeds']} seeds)"
     failed = "–" if row["failed"] is None else str(row["failed"])
-    return [row["agent"], row["source"], row["model"], row["size"] or "–",
+    source = f"{row['source']}: {row['kind']}" if row.get("kind") else row["source"]
+    return [row["agent"], source, row["model"], row["size"] or "–",
             *(_cell(row["cells"].get(c), c) for c in columns), count, failed]  # fmt: skip
 
 
