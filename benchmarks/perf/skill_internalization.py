@@ -195,7 +195,8 @@ def main(args: Args) -> dict[str, Any]:
     try:
         for arm in arms:
             results[arm] = run_arm(arm, args, root)
-            common.write_json(args.out, {"partial": f"{len(results)} of {len(arms)} arms", "arms": results})
+            partial = {"partial": f"{len(results)} of {len(arms)} arms", "args": common.settings_dict(args)}
+            common.write_json(args.out, {**partial, "arms": results})
     finally:
         shutil.rmtree(root, ignore_errors=True)
     rows = []
