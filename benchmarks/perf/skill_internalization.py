@@ -17,7 +17,8 @@ kept or why stage 2 could not start. The claim under test: arm 4 ≥ arm 2 witho
 inference cost than arm 3 with its library. The numbers are written whichever way they go.
 
     python -m benchmarks.perf.skill_internalization [--steps 16] [--tasks-per-step 4] [--group-size 4]
-        [--eval-samples 8] [--arms grpo,skill0,skill1,skill1to0] [--out benchmarks/results/skill_internalization.json]
+        [--eval-samples 8] [--arms grpo,skill0,skill1,skill1to0] [--model PATH_OR_ID] [--device cuda]
+        [--out benchmarks/results/skill_internalization.json]
 
 Time on a quiet 2-core machine: about 40 s a step for GRPO and SKILL0, several minutes for Skill1's (its
 distill turn writes JSON); ``--steps 16`` takes a few hours. Writes the JSON.
@@ -56,6 +57,8 @@ class Args:
     eval_samples: int = dataclasses.field(default=8, metadata={"help": "sampled held-out episodes per task"})
     arms: str = dataclasses.field(default=",".join(ARMS), metadata={"help": "comma-separated arms to run"})
     min_selected: int = dataclasses.field(default=0, metadata={"help": "export: support a skill needs"})
+    model: str = dataclasses.field(default="", metadata={"help": "policy model of every arm (default: SmolLM2-135M)"})
+    device: str = dataclasses.field(default="", metadata={"help": "training device, e.g. cuda (default: the config's)"})
     seed: int = dataclasses.field(default=0, metadata={"help": "seed of every arm"})
     threads: int = dataclasses.field(default=2, metadata={"help": "torch intra-op threads"})
     out: str = dataclasses.field(
@@ -83,11 +86,13 @@ def held_out(backend: Any, args: Args, temperature: float, env_kwargs: dict[str,
 
 
 def _common(args: Args, run_dir: Path) -> dict[str, Any]:
-    return dict(
+    settings = dict(
         env_id=ENV_ID, tasks_per_step=args.tasks_per_step, group_size=args.group_size,
         max_new_tokens=args.max_new_tokens, max_turns=8, seed=args.seed, save_every=10**6, progress=False,
         run_dir=str(run_dir),
     )  # fmt: skip
+    chosen = {"model": args.model, "device": args.device}
+    return {**settings, **{name: value for name, value in chosen.items() if value}}
 
 
 STEP_KEYS = {"success": "success/all", "step_s": "perf/step_seconds", "library_size": "library/size",
