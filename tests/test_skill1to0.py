@@ -15,8 +15,10 @@ from agents.grpo.trainer import GRPOTrainer
 from agents.skill0 import Skill0Trainer
 from agents.skill1 import Skill1Trainer
 from agents.skill1to0 import Skill1To0Config, Skill1To0Trainer
-from skill_gym.library import SkillValidationError
+from agents.skill1to0.distilling import DistillingSkill0Trainer
+from skill_gym.library import SkillLibrary, SkillValidationError
 from skill_gym.skill_env import StaticSkillSet
+from skill_gym.skill_env.parsing import PHASE_FORMATS
 from tests.scripted_policy import ScriptedKeywordAgent
 from tests.tiny_policy import tiny_policy
 
@@ -271,3 +273,76 @@ def test_the_finished_run_plays_on_the_leaderboard_as_a_trained_agent_without_sk
     [entry] = parse_agents([f"skill1to0:{unfinished}"])
     summary = run_leaderboard([entry], [parse_suite("keyword")], RunConfig(tmp_path / "b2", episodes=1, progress=False))
     assert summary.played == 0 and "stage 2 of" in summary.errors[0] and "has not finished" in summary.errors[0]
+
+
+class ReflectingAgent(SeededAgent):
+    """Once ``reflect`` is on, writes skills of another kind (ones stage 1's library does not hold)."""
+
+    reflect = False
+
+    def text_for(self, content: str) -> str:
+        text = super().text_for(content)
+        if self.reflect and PHASE_FORMATS["distill"].instruction in content and text.startswith("{"):
+            kind = json.loads(text)["description"].split()[3]
+            text = json.dumps({"description": f"Reading the {kind} files first pays off.",
+                               "strategy": f"Check the skill file of the {kind} task type, then answer."})  # fmt: skip
+        return text
+
+
+def _run_reflecting(config: Skill1To0Config) -> list[dict]:
+    """A run whose policy writes new kinds of skills in stage 2."""
+    agent = ReflectingAgent(tiny_policy()[1], p_correct=0.6)
+    start = DistillingSkill0Trainer.__init__
+
+    def start_reflecting(self, *args, **kwargs):
+        agent.reflect = True
+        start(self, *args, **kwargs)
+
+    trainer = Skill1To0Trainer(config, backend=agent)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(DistillingSkill0Trainer, "__init__", start_reflecting)
+            return trainer.train()
+    finally:
+        trainer.close()
+
+
+def _library_rows(path) -> list[tuple]:
+    with SkillLibrary(path) as library:
+        return sorted((s.description, s.task_type, s.n_selected, s.n_success, round(s.utility, 6))
+                      for s in library.skills())  # fmt: skip
+
+
+def test_the_one_stage_option_keeps_distilling_and_exports_again_at_each_decision(tmp_path, base_model):
+    # contrast attempts kept in the library (snapshotted), not in each env's memory, which a resume loses
+    one_stage = {"stage2_distill": True, "contrast_scope": "library"}
+    straight = tmp_path / "straight"
+    _run_reflecting(_config(straight, base_model, **one_stage))
+    stages = json.loads((straight / "stages.json").read_text())
+    first, second = _library_rows(stages["stage1"]["library"]), _library_rows(straight / "stage2" / "library.sqlite")
+    assert not any("files first" in row[0] for row in first)  # stage 1's library is left as it was
+    written = [row for row in second if "files first" in row[0]]
+    assert written and len(second) > len(first)  # stage 2 distilled into its copy
+    shown = {row[0]: row for row in second}
+    assert any(shown[row[0]][2] > row[2] for row in first)  # skills shown from the files count as selected
+    exports = sorted(p.name for p in (straight / "stage2" / "curriculum").iterdir())
+    assert exports == ["step_000002"]  # the decision at step 4 (budget 0) exports nothing
+    mapping = json.loads((straight / "stage2" / "curriculum" / "step_000002" / "skill_mapping.json").read_text())
+    assert mapping["provenance"]["source"]["stage2_step"] == 2
+    assert "files first" in "".join(
+        p.read_text() for p in (straight / "stage2" / "curriculum" / "step_000002").glob("*.md")
+    )
+    assert stages["stage2"]["files"].endswith("step_000002") and stages["stage2"]["active"] == []
+    logged = _logged(straight)["stage2"]
+    assert logged[2]["reexport/folder"] == "step_000002" and logged[2]["reexport/skills"] >= 1
+    assert logged[1]["library/size"] >= len(first) and "skill/invalid_skill" in logged[1]
+
+    resumed = tmp_path / "resumed"
+    with _killed_after(Skill0Trainer, 3):
+        _run_reflecting(_config(resumed, base_model, **one_stage))
+    _run_reflecting(_config(resumed, base_model, **one_stage, resume=True))
+    again = _logged(resumed)["stage2"]
+    assert len(again) == len(logged)
+    for a, b in zip(again, logged, strict=True):
+        assert a == pytest.approx(b, abs=1e-6), f"step {a['step']}"
+    assert _library_rows(resumed / "stage2" / "library.sqlite") == second

@@ -195,3 +195,64 @@ def test_starter_skill_sets_load():
     for task_type in ("pick_and_place_simple", "pick_two_obj_and_place", "look_at_obj_in_light",
                       "pick_clean_then_place_in_recep", "pick_heat_then_place_in_recep", "pick_cool_then_place_in_recep"):  # fmt: skip
         assert len(alf.keys_for(task_type)) == 2
+
+
+def _export(lib_path, folder, **rules):
+    from skill_gym.library.curriculum import CurriculumRules, build_curriculum, write_curriculum
+
+    with SkillLibrary(lib_path) as lib:
+        curriculum = build_curriculum(lib.skills(), lib.embed, CurriculumRules(min_selected=0, **rules))
+    return str(write_curriculum(curriculum, folder))
+
+
+def test_static_files_distill_into_a_library_and_count_the_skills_shown(tmp_path, lib_path, encoder):
+    opposite, general = _seed(lib_path, encoder, [
+        Skill("Asked for the opposite of a word.", "Answer with the antonym.", task_type="opposite"),
+        Skill("Any word task.", "Answer with one admissible word.", task_type=""),
+    ])  # fmt: skip
+    folder = _export(lib_path, tmp_path / "v1")
+    plain = _make(lib_path, skills="static", static_dir=folder)  # static files alone: no distill turn, no writes
+    obs, _ = plain.reset(seed=0, options={"task_id": "opposite/hot"})
+    assert plain.step("cold")[2] is True
+    plain.close()
+    with SkillLibrary(lib_path) as lib:
+        assert lib.get(opposite).n_selected == 0 and len(lib) == 2
+
+    env = _make(lib_path, skills="static", static_dir=folder, static_distill=True)
+    obs, info = env.reset(seed=0, options={"task_id": "opposite/hot"})
+    assert "antonym" in obs["skills"] and info["skill"]["static_files"] == ["general_skills", "opposite"]
+    obs, reward, term, _, info = env.step("cold")
+    assert (obs["phase"], reward, term) == ("distill", 1.0, False)
+    obs, _, term, _, info = env.step(GOOD_SKILL.replace("opposite", "reverse"))
+    assert term and info["skill"]["admission"]["status"] == "added"
+    obs, info = env.reset(seed=0, options={"task_id": "plural/mouse"})  # only the general file is shown
+    env.step("mouses")
+    env.step("not json")
+    env.close()
+    with SkillLibrary(lib_path) as lib:
+        assert len(lib) == 3  # the distilled skill went to the library
+        shown = lib.get(opposite)
+        assert (shown.n_selected, shown.n_success, shown.utility) == (1, 1, pytest.approx(0.525))
+        both = lib.get(general)
+        assert (both.n_selected, both.n_success) == (2, 1)
+
+
+def test_loading_a_re_exported_folder_keeps_the_active_files_it_still_holds(tmp_path, lib_path, encoder):
+    _seed(lib_path, encoder, [
+        Skill("Asked for the opposite of a word.", "Answer with the antonym.", task_type="opposite"),
+        Skill("Any word task.", "Answer with one admissible word.", task_type=""),
+    ])  # fmt: skip
+    first = _export(lib_path, tmp_path / "v1")
+    env = _make(lib_path, skills="static", static_dir=first)
+    env.unwrapped.set_active_skills(["general_skills"])  # the curriculum dropped 'opposite'
+    _seed(lib_path, encoder, [Skill("Asked for the plural of a noun.", "Irregular nouns: mouse gives mice.",
+                                    task_type="plural")])  # fmt: skip
+    env.unwrapped.load_skill_files(_export(lib_path, tmp_path / "v2"))
+    assert env.unwrapped.static_skills.active == ("general_skills", "plural")  # kept, plus the new file
+    obs, info = env.reset(seed=0, options={"task_id": "plural/mouse"})
+    assert "mouse gives mice" in obs["skills"] and info["skill"]["static_files"] == ["general_skills", "plural"]
+    env.close()
+    library_env = _make(lib_path)
+    with pytest.raises(AttributeError, match="retrieves from a library"):
+        library_env.unwrapped.load_skill_files(first)
+    library_env.close()

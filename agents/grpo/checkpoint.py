@@ -35,7 +35,7 @@ from agents.distributed import World
 from agents.grpo.update import PolicyUpdate
 from skill_gym.files import atomic_write, staged_dir
 
-__all__ = ["latest_checkpoint", "load_checkpoint", "load_trained_weights", "save_checkpoint"]
+__all__ = ["latest_checkpoint", "load_checkpoint", "load_trained_weights", "restore_library", "save_checkpoint"]
 
 
 def save_checkpoint(
@@ -156,7 +156,7 @@ def load_checkpoint(
     random.setstate(_python_state(state["python"]))
     snapshot = path / f"library-step{step:06d}.sqlite"
     if world.main and library_path is not None and snapshot.is_file():
-        _restore_library(snapshot, library_path)
+        restore_library(snapshot, library_path)
     world.barrier()  # the library file is back before any rank's envs use it
     return step, path, state.get("extra") or {}
 
@@ -242,7 +242,7 @@ def _python_state(value: list) -> tuple:
     return (version, tuple(internal), gauss)
 
 
-def _restore_library(snapshot: Path, target: Path) -> None:
+def restore_library(snapshot: Path, target: Path) -> None:
     """Put a checkpoint's library snapshot back in place (the derived index is rebuilt on open)."""
     for suffix in ("", "-wal", "-shm", ".hnsw", ".hnsw.json"):
         Path(str(target) + suffix).unlink(missing_ok=True)

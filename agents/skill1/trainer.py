@@ -31,44 +31,20 @@ from agents.skill1.advantages import (
     skill1_turn_advantages,
 )
 from agents.skill1.config import Skill1Config
-from skill_gym.library import SkillLibrary
+from skill_gym.library import Library, SkillLibrary
 
-__all__ = ["Skill1Trainer"]
+__all__ = ["Skill1Credit", "Skill1Trainer", "distill_metrics", "library_options"]
 
 
-class Skill1Trainer(GRPOTrainer):
-    """Skill1 on any ``Skill*`` env (ALFWorld now).
+class Skill1Credit:
+    """Skill1's credit assignment as trainer hooks, with the credit settings of :attr:`credit_config` (a
+    :class:`Skill1Config`, or any config holding its fields): per-phase advantages, and with ``credit="released"``
+    only the phases the released code trains reach the optimizer. Mixed in before a :class:`GRPOTrainer`."""
 
-    Example:
-        >>> trainer = Skill1Trainer(Skill1Config.cpu_defaults(env_id="SkillAlfworld-v0"))  # doctest: +SKIP
-        >>> trainer.train()  # doctest: +SKIP
-    """
-
-    config: Skill1Config
-
-    def __init__(self, config: Skill1Config, **kwargs: Any) -> None:
-        if not skill_gym.is_skill_env(config.env_id):
-            raise ValueError(f"Skill1 needs a skill env (Skill*-v0), got {config.env_id!r}")
-        config.env_kwargs = {**config.skill_env_kwargs(training=True), **config.env_kwargs}
-        config.eval_env_kwargs = {**config.skill_env_kwargs(training=False), **config.eval_env_kwargs}
-        self._library: SkillLibrary | None = None
-        super().__init__(config, **kwargs)
-
-    def library_options(self) -> dict[str, Any]:
-        """The served library keeps Skill1's capacity and merge rules."""
-        cfg = self.config
-        return {"capacity": cfg.capacity, "merge_threshold": cfg.merge_threshold, "merge_rule": cfg.merge_rule,
-                "merge_alpha": cfg.alpha, "eviction": cfg.eviction}  # fmt: skip
-
-    @property
-    def library(self) -> SkillLibrary | None:
-        """The run's library, read by the trainer for metrics (the envs write it; ``None`` until it exists)."""
-        if self._library is None and self.library_path is not None and self.library_path.is_file():
-            self._library = SkillLibrary(self.library_path)
-        return self._library
+    credit_config: Any
 
     def turn_advantages(self, episodes: Sequence[Episode]) -> list[list[float]]:
-        cfg = self.config
+        cfg = self.credit_config
         if cfg.credit == "released":
             return skill1_released_turn_advantages(
                 episodes,
@@ -93,16 +69,72 @@ class Skill1Trainer(GRPOTrainer):
         )
 
     def update(self, samples: list[Sample]) -> dict[str, float]:
-        """With ``credit="released"``, only the phases the released code trains reach the optimizer."""
-        if self.config.credit == "released":
-            trained = released_trained_phases(self.config.lambda_rerank)
+        if self.credit_config.credit == "released":
+            trained = released_trained_phases(self.credit_config.lambda_rerank)
             samples = [s for s in samples if s.phase in trained]
-        return super().update(samples)
+        return super().update(samples)  # type: ignore[misc]
+
+
+def library_options(cfg: Any) -> dict[str, Any]:
+    """A served library keeps Skill1's capacity and merge rules (``cfg``: a config holding Skill1's fields)."""
+    return {"capacity": cfg.capacity, "merge_threshold": cfg.merge_threshold, "merge_rule": cfg.merge_rule,
+            "merge_alpha": cfg.alpha, "eviction": cfg.eviction}  # fmt: skip
+
+
+def distill_metrics(episodes: Sequence[Episode], library: Library | None) -> dict[str, float]:
+    """The distill turns' outcomes (admissions, invalid skills, ``r − Û``), the library's size (0 without one)
+    and response tokens per phase."""
+    skills = [e.skill for e in episodes]
+    statuses = Counter(s.get("admission", {}).get("status", "") for s in skills)
+    tokens: Counter[str] = Counter()
+    for e in episodes:
+        for t in e.turns:
+            tokens[t.phase] += len(t.response_ids)
+    out = {
+        "library/size": float(len(library)) if library is not None else 0.0,
+        "library/added": float(statuses.get("added", 0)),
+        "library/merged": float(statuses.get("merged", 0)),
+        "library/rejected": float(statuses.get("rejected", 0)),
+        "library/evicted": float(sum(len(s.get("admission", {}).get("evicted", [])) for s in skills)),
+        "skill/distill_reward": float(np.mean([s.get("distill_reward", 0.0) for s in skills])) if skills else 0.0,
+        "skill/invalid_skill": _invalid_rate(episodes, "distill"),
+    }
+    out.update({f"tokens/{phase}": float(n) for phase, n in sorted(tokens.items())})
+    return out
+
+
+class Skill1Trainer(Skill1Credit, GRPOTrainer):
+    """Skill1 on any ``Skill*`` env (ALFWorld now).
+
+    Example:
+        >>> trainer = Skill1Trainer(Skill1Config.cpu_defaults(env_id="SkillAlfworld-v0"))  # doctest: +SKIP
+        >>> trainer.train()  # doctest: +SKIP
+    """
+
+    config: Skill1Config
+
+    def __init__(self, config: Skill1Config, **kwargs: Any) -> None:
+        if not skill_gym.is_skill_env(config.env_id):
+            raise ValueError(f"Skill1 needs a skill env (Skill*-v0), got {config.env_id!r}")
+        config.env_kwargs = {**config.skill_env_kwargs(training=True), **config.env_kwargs}
+        config.eval_env_kwargs = {**config.skill_env_kwargs(training=False), **config.eval_env_kwargs}
+        self._library: SkillLibrary | None = None
+        self.credit_config = config
+        super().__init__(config, **kwargs)
+
+    def library_options(self) -> dict[str, Any]:
+        return library_options(self.config)
+
+    @property
+    def library(self) -> SkillLibrary | None:
+        """The run's library, read by the trainer for metrics (the envs write it; ``None`` until it exists)."""
+        if self._library is None and self.library_path is not None and self.library_path.is_file():
+            self._library = SkillLibrary(self.library_path)
+        return self._library
 
     def episode_metrics(self, episodes: Sequence[Episode]) -> dict[str, float]:
         out = super().episode_metrics(episodes)
         skills = [e.skill for e in episodes]
-        statuses = Counter(s.get("admission", {}).get("status", "") for s in skills)
         reranked = [s["ndcg"] for s in skills if s.get("reranked")]
         library = self.library if self.config.selection != "none" else None
         precise = []
@@ -111,30 +143,17 @@ class Skill1Trainer(GRPOTrainer):
             skill = library.get(chosen) if (library is not None and chosen) else None
             if skill is not None:
                 precise.append(skill.task_type == episode.task_type)
-        tokens: Counter[str] = Counter()
-        for e in episodes:
-            for t in e.turns:
-                tokens[t.phase] += len(t.response_ids)
+        out.update(distill_metrics(episodes, library))
         out.update(
             {
-                "library/size": float(len(library)) if library is not None else 0.0,
-                "library/added": float(statuses.get("added", 0)),
-                "library/merged": float(statuses.get("merged", 0)),
-                "library/rejected": float(statuses.get("rejected", 0)),
-                "library/evicted": float(sum(len(s.get("admission", {}).get("evicted", [])) for s in skills)),
                 "skill/u_hat": float(np.mean([s.get("u_hat", 0.0) for s in skills])) if skills else 0.0,
                 "skill/retrieved": float(np.mean([len(s.get("retrieved_ids", [])) for s in skills])) if skills else 0.0,
                 "skill/rerank_ndcg": float(np.mean(reranked)) if reranked else 0.0,
                 "skill/selection_precision": float(np.mean(precise)) if precise else 0.0,
-                "skill/distill_reward": float(np.mean([s.get("distill_reward", 0.0) for s in skills]))
-                if skills
-                else 0.0,
                 "skill/invalid_query": _invalid_rate(episodes, "select"),
                 "skill/invalid_rank": _invalid_rate(episodes, "rerank"),
-                "skill/invalid_skill": _invalid_rate(episodes, "distill"),
             }
         )
-        out.update({f"tokens/{phase}": float(n) for phase, n in sorted(tokens.items())})
         return out
 
     def load_extra_state(self, directory, state: dict[str, Any]) -> None:

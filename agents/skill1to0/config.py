@@ -6,7 +6,7 @@ Its fields are taken from the configs they belong to, never declared again (:fun
   stages, the skill env's switches and Skill1's credit assignment), with Skill1's defaults;
 * :data:`STAGE2_SWITCHES` of :class:`~agents.skill0.config.Skill0Config` (the curriculum's schedule and validation);
 * the export rules of :class:`~skill_gym.library.curriculum.CurriculumRules`, with its defaults;
-* and its own: ``stage1_steps``, ``stage2_steps`` and ``stage2_init``.
+* and its own: ``stage1_steps``, ``stage2_steps``, ``stage2_init`` and ``stage2_distill``.
 
 :meth:`Skill1To0Config.stage1_config` and :meth:`~Skill1To0Config.stage2_config` give each stage's config.
 """
@@ -58,6 +58,12 @@ class Skill1To0Config(
     )
     stage2_init: Literal["stage1", "base"] = _field(
         "stage1", "Stage 2's initial policy: stage 1's final one (LoRA merged), or the base model (the model setting)."
+    )
+    stage2_distill: bool = _field(
+        False,
+        "The one-stage option: in stage 2 the distill turn keeps writing skills into (a copy of) stage 1's library, "
+        "the skills shown from the files count as selected, and each curriculum decision exports the files again "
+        "first, so the in-context set can improve while it shrinks (turns credited as in Skill1).",
     )
 
     def __post_init__(self) -> None:

@@ -11,6 +11,9 @@ This module holds :class:`Skill1To0Trainer`. :meth:`~Skill1To0Trainer.train` run
 3. **stage 2** — a :class:`~agents.skill0.Skill0Trainer` curriculum run in ``<run_dir>/stage2`` on those files,
    from stage 1's policy (``stage2_init="stage1"``, its ``model`` is ``stage1/policy``) or the base model, until its
    budget reaches zero skills; then the final evaluation: SKILL0's validation without skills and without retrieval.
+   With ``stage2_distill`` (the one-stage option) stage 2 is a
+   :class:`~agents.skill1to0.distilling.DistillingSkill0Trainer`: the distill turn keeps writing into a copy of
+   stage 1's library (``stage2/library.sqlite``) and each curriculum decision exports the files again.
 
 ``<run_dir>/stages.json`` (written whole) records each finished step: stage 1's step, library and last metrics, the
 curriculum's files, stage 2's last metrics, final active files and the final evaluation. With ``resume`` a
@@ -24,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import json
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -33,15 +37,17 @@ import torch
 from agents.backends.base import Backend
 from agents.backends.vllm import write_weights
 from agents.distributed import init_world
+from agents.grpo.checkpoint import latest_checkpoint, restore_library
 from agents.skill0.curriculum import budget_at
 from agents.skill0.trainer import Skill0Trainer
 from agents.skill1.trainer import Skill1Trainer
 from agents.skill1to0.config import Skill1To0Config
+from agents.skill1to0.distilling import DistillingSkill0Trainer
 from skill_gym.files import atomic_write, staged_dir
 from skill_gym.library import SkillLibrary, SkillValidationError
 from skill_gym.library.curriculum import build_curriculum, write_curriculum
 
-__all__ = ["Skill1To0Trainer", "save_policy"]
+__all__ = ["Skill1To0Trainer", "copy_library", "save_policy"]
 
 
 def save_policy(model: torch.nn.Module, tokenizer: Any, folder: str | Path) -> Path:
@@ -171,13 +177,23 @@ class Skill1To0Trainer:
         final evaluation without skills."""
         cfg = self.config
         model = self.stages["stage1"]["policy"] if cfg.stage2_init == "stage1" else cfg.model
-        trainer = Skill0Trainer(cfg.stage2_config(str(self.curriculum_dir), model), backend=self.backend)
+        config = cfg.stage2_config(str(self.curriculum_dir), model)
+        if cfg.stage2_distill:
+            library = Path(config.run_dir) / "library.sqlite"
+            if latest_checkpoint(config.run_dir) is None:  # a fresh stage 2 starts from stage 1's library
+                self.world.on_main(lambda: copy_library(Path(self.stages["stage1"]["library"]), library))
+            config.env_kwargs = {**config.env_kwargs, "library": str(library)}
+            trainer = DistillingSkill0Trainer(config, cfg, cfg.rules(), backend=self.backend)
+        else:
+            trainer = Skill0Trainer(config, backend=self.backend)
         try:
             history = trainer.train()
             final = {f"final/{k}": v for k, v in trainer.world.on_main(trainer.evaluate).items()}
             trainer.log({"step": trainer.step, **final})
             record = {"step": trainer.step, "active": list(trainer.curriculum.active),
                       "last": _summary(history[-1]) if history else {}, "final": final}  # fmt: skip
+            if isinstance(trainer, DistillingSkill0Trainer):
+                record.update(library=str(trainer.library_path), files=trainer.skill_folder)
         finally:
             trainer.close()
         self._mark("stage2", record)
@@ -194,6 +210,14 @@ class Skill1To0Trainer:
         """Each stage's trainer is closed when its stage ends; the shared backend, if one was given, here."""
         if self.backend is not None:
             self.backend.close()
+
+
+def copy_library(source: Path, target: Path) -> Path:
+    """A consistent copy of the library file ``source`` at ``target``, replacing whatever was there."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with SkillLibrary(source, read_only=True) as library, tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        restore_library(library.snapshot(scratch, 0), target)
+    return target
 
 
 def _summary(metrics: dict[str, Any]) -> dict[str, Any]:

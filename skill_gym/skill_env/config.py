@@ -123,6 +123,12 @@ class SkillConfig:
     static_dir: str | None = config_field(
         None, 'Skill-file folder for skills="static" (default: the starter set shipped for env_name).'
     )
+    static_distill: bool = config_field(
+        False,
+        'With skills="static": the distill turn still runs and admits into library, and the skills shown from an '
+        "exported curriculum (skill_mapping.json's provenance) get their in-context outcomes recorded there "
+        "(n_selected, n_success, U): Skill1 -> SKILL0's one-stage option.",
+    )
 
     def __post_init__(self) -> None:
         check_choices(self)

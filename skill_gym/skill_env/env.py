@@ -29,7 +29,7 @@ from skill_gym.skill_env.parsing import (
     phase_formats,
 )
 from skill_gym.skill_env.ranking import ndcg
-from skill_gym.skill_env.sources import LibrarySource, StaticSource, make_source
+from skill_gym.skill_env.sources import StaticSource, make_source
 from skill_gym.skill_env.static_skills import StaticSkillSet
 
 __all__ = ["PHASES", "SkillEnv", "make_skill_env"]
@@ -60,8 +60,10 @@ class SkillEnv(TextEnv):
 
     ``selection="similarity"`` skips ``select``/``rerank`` (the task text is the query, top-1 injected),
     ``selection="none"`` gives no skill, ``distillation="none"`` skips ``distill``; ``skills="static"``
-    (SKILL0) shows the skill files of the task type instead of retrieving, and
-    :meth:`set_active_skills` sets which files are active.
+    (SKILL0) shows the skill files of the task type instead of retrieving,
+    :meth:`set_active_skills` sets which files are active and :meth:`load_skill_files` swaps the folder; with
+    ``static_distill`` the ``distill`` phase still runs and writes into ``library`` (Skill1 → SKILL0's one-stage
+    option).
 
     ## Action Space
     A string, in every phase. The answer format of each phase is in :attr:`instructions`.
@@ -126,9 +128,10 @@ class SkillEnv(TextEnv):
 
     @property
     def library(self) -> Library:
-        """The skill library (``skills="library"``; opened on first use, shared through its file or, with
-        ``library="http://..."``, a library service)."""
-        if not isinstance(self.source, LibrarySource):
+        """The skill library (``skills="library"``, or the one static skill files distill into with
+        ``static_distill``; opened on first use, shared through its file or, with ``library="http://..."``, a
+        library service)."""
+        if isinstance(self.source, StaticSource) and self.source.writer is None:
             raise AttributeError("this skill env shows static skill files; it has no library")
         return self.source.library
 
@@ -142,6 +145,13 @@ class SkillEnv(TextEnv):
     def set_active_skills(self, keys: list[str]) -> None:
         """SKILL0 curriculum hook: choose the active skill files (``vector_env.call`` reaches it)."""
         self.static_skills.set_active(keys)
+
+    def load_skill_files(self, folder: str) -> None:
+        """Show the skill files of ``folder`` from the next episode on (a re-exported curriculum); see
+        :meth:`StaticSource.load` for which files are active."""
+        if not isinstance(self.source, StaticSource):
+            raise AttributeError("this skill env retrieves from a library; it has no static skill files")
+        self.source.load(folder)
 
     def close(self) -> None:
         self.source.close()
@@ -234,7 +244,7 @@ class SkillEnv(TextEnv):
             return self._emit(action, base_obs["observation"]), reward, False, False, self._info(None)
         success = bool(base_info.get("won", False))
         self._finish_base_episode(success)
-        if self.config.distillation == "policy" and self.config.skills == "library" and not self.config.read_only:
+        if self.config.distillation == "policy" and self._writes_library():
             self._phase = "distill"
             obs = self._emit(action, self._distill_text(success))
             return obs, reward, False, False, self._info(None)
@@ -317,10 +327,15 @@ class SkillEnv(TextEnv):
         while len(self._contrast) > _CONTRAST_MEMORY:
             self._contrast.popitem(last=False)
 
+    def _writes_library(self) -> bool:
+        """Whether this env writes a library: Skill1's, or static files' with ``static_distill``."""
+        cfg = self.config
+        return not cfg.read_only and (cfg.skills == "library" or cfg.static_distill)
+
     def _shares_attempts(self) -> bool:
         cfg = self.config
         shared = cfg.contrast and cfg.contrast_scope == "library" and cfg.distillation == "policy"
-        return shared and cfg.skills == "library" and not cfg.read_only
+        return shared and self._writes_library()
 
     def _earlier_attempt(self, success: bool) -> str | None:
         """The latest attempt at this task with the opposite outcome (``None`` without ``contrast``)."""

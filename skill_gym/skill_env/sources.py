@@ -106,26 +106,60 @@ class LibrarySource:
 
 
 class StaticSource:
-    """SKILL0's skill files: the general file and the task type's file, when active."""
+    """SKILL0's skill files: the general file and the task type's file, when active.
+
+    With ``static_distill`` (and not ``read_only``) it also holds a :class:`LibrarySource`: distilled skills are
+    admitted there, and the library skills of the files shown in an episode (:attr:`StaticSkillSet.skill_ids`)
+    count that episode as a selection, with its outcome, and move their utilities by EMA.
+    """
 
     def __init__(self, config: SkillConfig) -> None:
         self.config = config
         self.skills = StaticSkillSet(config.static_dir or starter_skills_dir(config.env_name))
+        self.writer = LibrarySource(config) if config.static_distill and not config.read_only else None
+        self._shown: list[str] = []
+
+    @property
+    def library(self) -> Library:
+        """The library distilled skills go to (``static_distill``)."""
+        if self.writer is None:
+            raise AttributeError("these static skill files write no library (static_distill is off or read_only)")
+        return self.writer.library
+
+    def load(self, folder: str | Path) -> None:
+        """Show the skill files of ``folder`` from now on; the active files that it still holds stay active, and
+        its files new to this set become active."""
+        fresh = StaticSkillSet(folder)
+        known = set(self.skills.files)
+        fresh.set_active(
+            [k for k in self.skills.active if k in fresh.files] + [k for k in fresh.files if k not in known]
+        )
+        self.skills = fresh
 
     def candidates(self, query: str) -> list[Retrieved]:
         return []
 
     def context(self, task_type: str, chosen: Sequence[Retrieved]) -> tuple[str, list[str]]:
-        return self.skills.render(task_type), self.skills.keys_for(task_type)
+        keys = self.skills.keys_for(task_type)
+        self._shown = [i for key in keys for i in self.skills.skill_ids.get(key, [])]
+        return self.skills.render(task_type), keys
 
     def record_outcome(self, retrieved: Sequence[Retrieved], chosen: Retrieved | None, success: bool) -> None:
-        return None
+        if self.writer is None or not self._shown:
+            return
+        library = self.writer.library  # a skill merged or evicted since the export is no longer counted
+        library.update_utilities(self._shown, 1.0 if success else 0.0, self.config.alpha)
+        for skill_id in dict.fromkeys(self._shown):
+            library.record_selection(skill_id, success)
 
     def admit(self, skill: Skill) -> Admission:
-        return Admission("rejected", None, "static skill files are read-only")
+        if self.writer is None:
+            return Admission("rejected", None, "static skill files are read-only")
+        return self.writer.admit(skill)
 
     def close(self) -> None:
-        return None
+        if self.writer is not None:
+            self.writer.close()
 
 
 def make_source(config: SkillConfig) -> LibrarySource | StaticSource:

@@ -77,7 +77,10 @@ class StaticSkillSet:
         self.active: tuple[str, ...] = tuple(self.files)
 
     def _read_mapping_file(self) -> tuple[dict[str, str], dict[str, str]]:
-        """``(skill_files, task_to_skill)`` of ``skill_mapping.json`` (empty when there is no such file)."""
+        """``(skill_files, task_to_skill)`` of ``skill_mapping.json`` (empty when there is no such file); the
+        library skill ids of each file, when its provenance lists them, go to :attr:`skill_ids`."""
+        self.skill_ids: dict[str, list[str]] = {}
+        """File key → the ids of the library skills it holds (a folder exported from a library; else empty)."""
         path = self.folder / "skill_mapping.json"
         if not path.is_file():
             return {}, {}
@@ -88,10 +91,16 @@ class StaticSkillSet:
             for table in (mapping, listed):
                 if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
                     raise TypeError
+            ids = data.get("provenance", {}).get("files", {})
+            if not isinstance(ids, dict) or not all(
+                isinstance(v, list) and all(isinstance(i, str) for i in v) for v in ids.values()
+            ):
+                raise TypeError
         except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
             raise SkillValidationError(f"{path}: expected {expected}") from None
         if any(Path(name).name != name for name in listed.values()):
             raise SkillValidationError(f"{path}: skill_files must name files in {self.folder}, not paths")
+        self.skill_ids = {key: list(value) for key, value in ids.items()}
         return listed, mapping
 
     def file_for(self, task_type: str) -> str | None:
