@@ -6,10 +6,11 @@ is and how to answer come from the env itself (:class:`~skill_gym.envs.instructi
 task, the last ``history_length`` steps, the current observation, the admissible actions or the
 candidates, and the answer format of the current phase. It never branches on an env's name.
 
-When the env's instructions carry a :class:`~skill_gym.envs.instructions.Demonstration`, an act-phase
-prompt opens with it as a finished exchange (the example observation's prompt, then the example answer
-as the assistant's turn): one-shot prompting, which a 135M-parameter model needs to answer in the asked
-form at all (``benchmarks/perf/learning_curve.py``). ``demonstration=False`` leaves it out.
+When the env's instructions carry a :class:`~skill_gym.envs.instructions.Demonstration` of a phase (the act
+phase's, or a skill phase's: ``Instructions.demonstration_for``), that phase's prompt opens with it as a finished
+exchange (the example observation's prompt, then the example answer as the assistant's turn): one-shot prompting,
+which a 135M-parameter model needs to answer in the asked form at all (``benchmarks/perf/learning_curve.py``).
+``demonstration=False`` leaves them out.
 """
 
 from __future__ import annotations
@@ -44,15 +45,15 @@ class PromptBuilder:
     history_length: int = 2
     max_observation_chars: int = 4000
     demonstration: bool = True
-    """Open act-phase prompts with the env's worked example, when its instructions carry one."""
+    """Open a phase's prompts with the env's worked example of it, when its instructions carry one."""
 
     def build(self, obs: dict[str, str], history: list[tuple[str, str]], step: int) -> ChatPrompt:
         """The prompt for the current phase; ``history`` holds ``(observation, action)`` of past act steps."""
         phase = obs.get("phase", "act") or "act"
-        example = self.instructions.demonstration if self.demonstration and phase == "act" else None
+        example = self.instructions.demonstration_for(phase) if self.demonstration else None
         opening: ChatPrompt = []
         if example is not None:
-            opening = [{"role": "user", "content": self._content(dict(example.observation), [], 0, "act")},
+            opening = [{"role": "user", "content": self._content(dict(example.observation), [], 0, phase)},
                        {"role": "assistant", "content": example.response}]  # fmt: skip
         return [*opening, {"role": "user", "content": self._content(obs, history, step, phase)}]
 

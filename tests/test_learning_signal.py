@@ -1,4 +1,5 @@
-"""The CPU setting gives GRPO a learning signal: the real SmolLM2-135M answers Keyword tasks with listed words.
+"""The CPU setting gives GRPO a learning signal: the real SmolLM2-135M answers Keyword tasks with listed words,
+and writes skills as JSON given the skill phases' worked examples (Skill1's CPU preset).
 
 Without the env's worked example SmolLM2-135M-Instruct writes sentences (or repeats the prompt) on every
 Keyword task, greedy or at temperature 1.0, so every action is invalid and every group advantage is zero.
@@ -39,3 +40,17 @@ def test_smollm2_answers_with_listed_words_given_the_demonstration(smollm2):
 
 def test_without_the_demonstration_it_writes_sentences(smollm2):
     assert _valid_rate(smollm2, 0.0, demonstration=False) <= 0.2  # measured 0.0: it repeats the intro
+
+
+def _valid_skill_rate(backend, library, **env_kwargs) -> float:
+    result = evaluate(backend, "SkillKeyword-v0", n_tasks=6, episodes_per_task=3, num_envs=18, temperature=1.0,
+                      max_new_tokens=96, seed=0, env_kwargs={**SETTING, "library": str(library), "read_only": False,
+                                                             "admit_on": "always", **env_kwargs})  # fmt: skip
+    turns = [t for e in result.episodes for t in e.turns if t.phase == "distill"]
+    assert len(turns) == 18
+    return sum(t.action_valid for t in turns) / len(turns)
+
+
+def test_smollm2_writes_skills_as_json_given_the_skill_phase_demonstrations(smollm2, tmp_path):
+    assert _valid_skill_rate(smollm2, tmp_path / "with.sqlite", demonstrations=True) >= 0.2  # measured 7 of 18
+    assert _valid_skill_rate(smollm2, tmp_path / "without.sqlite") <= 0.1  # measured 0 of 18: prose, not JSON

@@ -256,3 +256,29 @@ def test_loading_a_re_exported_folder_keeps_the_active_files_it_still_holds(tmp_
     with pytest.raises(AttributeError, match="retrieves from a library"):
         library_env.unwrapped.load_skill_files(first)
     library_env.close()
+
+
+@pytest.mark.parametrize("distill_format", ["skill", "lessons"])
+def test_phase_demonstrations_are_valid_answers_and_open_each_skill_phase_prompt(lib_path, distill_format):
+    from agents.prompts import PromptBuilder
+    from skill_gym.skill_env.demonstrations import phase_demonstrations
+
+    examples = phase_demonstrations(distill_format)
+    assert parse_query(examples["select"].response)[0] == "order a few numbers"
+    assert parse_rank(examples["rerank"].response, 2)[0] == [1, 0]
+    skill, problem = parse_skill(examples["distill"].response, "Sort the numbers")
+    assert skill is not None and problem == ""
+    assert _make(lib_path).unwrapped.instructions.phase_demonstrations == {}  # off by default (Skill1's prompts)
+    env = _make(lib_path, demonstrations=True, distill_format=distill_format)
+    builder = PromptBuilder(env.unwrapped.instructions)
+    obs, _ = env.reset(seed=0, options={"task_id": "opposite/hot"})
+    prompt = builder.build(obs, [], 0)
+    assert [m["role"] for m in prompt] == ["user", "assistant", "user"]
+    assert "Sort the numbers" in prompt[0]["content"] and prompt[1]["content"] == examples["select"].response
+    obs, *_ = env.step("<query>opposite</query>")
+    obs, *_ = env.step("cold")
+    assert obs["phase"] == "distill"
+    prompt = builder.build(obs, [], 0)
+    assert prompt[1]["content"] == examples["distill"].response and "Write one reusable skill" in prompt[0]["content"]
+    assert PromptBuilder(env.unwrapped.instructions, demonstration=False).build(obs, [], 0) == prompt[2:]
+    env.close()

@@ -22,7 +22,7 @@ __all__ = ["SKILL1_DEFAULTS", "SKILL_SWITCHES", "Skill1Config"]
 SKILL_SWITCHES: tuple[str, ...] = (
     "selection", "distillation", "top_k", "min_similarity", "relevance_weight", "ucb", "ucb_c", "ucb_log_plus_one",
     "query_fallback", "rerank_always", "inject", "alpha", "capacity", "merge_threshold", "merge_rule", "eviction",
-    "contrast", "contrast_scope", "distill_format",
+    "contrast", "contrast_scope", "distill_format", "demonstrations",
 )  # fmt: skip
 """The :class:`~skill_gym.skill_env.SkillConfig` switches a Skill1 run sets on its envs: fields (and flags) of
 :class:`Skill1Config` with SkillConfig's types, help texts and defaults, but :data:`SKILL1_DEFAULTS`."""
@@ -64,6 +64,12 @@ class Skill1Config(config_subset(SkillConfig, SKILL_SWITCHES, SKILL1_DEFAULTS), 
                 f"advantage={self.advantage!r} is not available with Skill1: its credit assignment (credit="
                 f"{self.credit!r}) gives each phase its own advantage; use advantage='grpo'"
             )
+
+    @classmethod
+    def cpu_defaults(cls, **overrides: Any) -> Skill1Config:
+        """GRPO's CPU settings (:meth:`GRPOConfig.cpu_defaults`) plus a worked example in each skill phase's prompt
+        (``demonstrations``): without one SmolLM2-135M writes no valid skill and the library stays empty."""
+        return super().cpu_defaults(**{"demonstrations": True, **overrides})  # type: ignore[return-value]
 
     def skill_env_kwargs(self, training: bool) -> dict[str, Any]:
         """Keyword arguments for the Skill* env: the :data:`SKILL_SWITCHES`; in evaluation the library is frozen

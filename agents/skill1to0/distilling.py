@@ -27,7 +27,7 @@ from skill_gym.library.curriculum import CurriculumRules, build_curriculum, writ
 __all__ = ["DISTILL_SWITCHES", "DistillingSkill0Trainer"]
 
 DISTILL_SWITCHES: tuple[str, ...] = ("alpha", "capacity", "merge_threshold", "merge_rule", "eviction", "contrast",
-                                     "contrast_scope", "distill_format")  # fmt: skip
+                                     "contrast_scope", "distill_format", "demonstrations")  # fmt: skip
 """The skill env switches of Skill1's that the distill turn and the library keep in stage 2."""
 
 

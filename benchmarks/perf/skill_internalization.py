@@ -7,7 +7,9 @@ held-out episodes (the ``test`` split: unseen words of the same rules) for each 
 2. ``skill0`` — SKILL0's curriculum on the hand-written starter skill files, withdrawn to zero skills;
 3. ``skill1`` — Skill1 (query, rerank, act, distill turns, its own library);
 4. ``skill1to0`` — Skill1 for half the steps, its library exported as SKILL0 files
-   (``skill_gym.library.curriculum``), SKILL0's curriculum on them for the other half, withdrawn to zero.
+   (``skill_gym.library.curriculum``), SKILL0's curriculum on them for the other half, withdrawn to zero;
+5. ``skill1to0_distill`` — the same with the one-stage option (``stage2_distill``): stage 2's distill turn keeps
+   writing, and each curriculum decision exports the files again.
 
 Every arm is evaluated **with no skills in context** (``selection="none"``: no retrieval, no skill turns), greedy
 and sampled at the training temperature; Skill1 is evaluated with its frozen library too, for reference.
@@ -43,7 +45,7 @@ TASK = {"answer_format": "plain", "max_steps": 1}
 """The base task of every arm: the bare word, one try."""
 NO_SKILLS = {**TASK, "selection": "none", "distillation": "none"}
 """Evaluation (and GRPO's training): no retrieval, no skill turns, no skill text in context."""
-ARMS = ("grpo", "skill0", "skill1", "skill1to0")
+ARMS = ("grpo", "skill0", "skill1", "skill1to0", "skill1to0_distill")
 
 
 @dataclasses.dataclass
@@ -97,7 +99,7 @@ def _common(args: Args, run_dir: Path) -> dict[str, Any]:
 
 STEP_KEYS = {"success": "success/all", "step_s": "perf/step_seconds", "library_size": "library/size",
              "skills_added": "library/added", "invalid_skill": "skill/invalid_skill",
-             "budget": "curriculum/budget"}  # fmt: skip
+             "budget": "curriculum/budget", "reexported_skills": "reexport/skills"}  # fmt: skip
 """What each training step's record keeps (a key the learner does not log is left out)."""
 
 
@@ -128,8 +130,8 @@ def run_arm(arm: str, args: Args, root: Path) -> dict[str, Any]:
 
     started = time.perf_counter()
     run_dir = root / arm
-    if arm == "skill1to0":
-        return run_two_stage(args, run_dir, started)
+    if arm.startswith("skill1to0"):
+        return run_two_stage(args, run_dir, started, distill=arm == "skill1to0_distill")
     common_settings = {**_common(args, run_dir), "total_steps": args.steps}
     if arm == "grpo":
         trainer = GRPOTrainer(GRPOConfig.cpu_defaults(**common_settings, env_kwargs=dict(NO_SKILLS)))
@@ -153,8 +155,9 @@ def run_arm(arm: str, args: Args, root: Path) -> dict[str, Any]:
     return {**result, "wall_s": time.perf_counter() - started}
 
 
-def run_two_stage(args: Args, run_dir: Path, started: float) -> dict[str, Any]:
-    """Skill1 for half the steps, then SKILL0 on its exported library; evaluated from the run's final policy."""
+def run_two_stage(args: Args, run_dir: Path, started: float, distill: bool = False) -> dict[str, Any]:
+    """Skill1 for half the steps, then SKILL0 on its exported library (``distill``: still distilling, exported
+    again at each curriculum decision); evaluated from the run's final policy."""
     from agents.backends.hf import TransformersBackend
     from agents.skill1to0 import Skill1To0Config, Skill1To0Trainer
     from benchmarks.leaderboard.specs import load_policy_or_checkpoint, two_stage_policy
@@ -163,7 +166,8 @@ def run_two_stage(args: Args, run_dir: Path, started: float) -> dict[str, Any]:
     stage1 = max(args.steps // 2, 1)
     settings = {**_common(args, run_dir), "save_every": 1}  # stage 2 loads stage 1's final checkpoint
     config = Skill1To0Config.cpu_defaults(**settings, env_kwargs=dict(TASK), stage1_steps=stage1,
-                                          stage2_steps=args.steps - stage1, min_selected=args.min_selected)  # fmt: skip
+                                          stage2_steps=args.steps - stage1, min_selected=args.min_selected,
+                                          stage2_distill=distill)  # fmt: skip
     trainer = Skill1To0Trainer(config)
     result: dict[str, Any] = {}
     try:
@@ -174,6 +178,8 @@ def run_two_stage(args: Args, run_dir: Path, started: float) -> dict[str, Any]:
     finally:
         trainer.close()
     result["library"] = _library(run_dir / "stage1" / "library.sqlite")
+    if distill:
+        result["stage2_library"] = _library(run_dir / "stage2" / "library.sqlite")
     if "stage2_not_started" in result:
         return {**result, "wall_s": time.perf_counter() - started}
     mapping = run_dir / "curriculum" / "skill_mapping.json"

@@ -184,11 +184,12 @@ class Demonstration:
 @dataclasses.dataclass(frozen=True)
 class Instructions:
     """An env's intro text, the answer format of each phase (``"act"`` always; skill envs add theirs) and,
-    optionally, a :class:`Demonstration` of the act phase."""
+    optionally, a :class:`Demonstration` of the act phase and of other phases (``phase_demonstrations``)."""
 
     intro: str
     formats: Mapping[str, ResponseFormat]
     demonstration: Demonstration | None = None
+    phase_demonstrations: Mapping[str, Demonstration] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if "act" not in self.formats:
@@ -205,3 +206,12 @@ class Instructions:
     def with_phases(self, **formats: ResponseFormat) -> Instructions:
         """These instructions with more phases (how the skill env adds select, rerank and distill)."""
         return dataclasses.replace(self, formats={**self.formats, **formats})
+
+    def with_demonstrations(self, **examples: Demonstration) -> Instructions:
+        """These instructions with worked examples of more phases than ``act``."""
+        return dataclasses.replace(self, phase_demonstrations={**self.phase_demonstrations, **examples})
+
+    def demonstration_for(self, phase: str) -> Demonstration | None:
+        """The worked example of ``phase`` (``act``: :attr:`demonstration`), if there is one."""
+        phase = phase or "act"
+        return self.demonstration if phase == "act" else self.phase_demonstrations.get(phase)

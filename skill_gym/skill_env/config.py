@@ -104,6 +104,11 @@ class SkillConfig:
         "action_lesson, navigation_lesson, description_head}, stored as 'Action Insight: … | Navigation Insight: …' "
         "(description: the head, else the task text).",
     )
+    demonstrations: bool = config_field(
+        False,
+        "Open the select, rerank and distill prompts with a worked example of each answer (a task of no env): "
+        "a small model then answers in the format (Skill1's prompts have none).",
+    )
     capacity: int = config_field(5000, "Library capacity: beyond it a skill is evicted (see eviction).")
     merge_threshold: float = config_field(
         0.85, "Description similarity above which a new skill is merged (see merge_rule)."

@@ -19,6 +19,7 @@ from skill_gym.envs.instructions import Instructions
 from skill_gym.envs.text_env import TextEnv, coerce_action, sanitize_text
 from skill_gym.library import Admission, Library, Retrieved, Skill
 from skill_gym.skill_env.config import SkillConfig
+from skill_gym.skill_env.demonstrations import SELECT_OBSERVATION, distill_observation, phase_demonstrations
 from skill_gym.skill_env.info import SkillInfo, admission_info, copy_skill_info, new_skill_info
 from skill_gym.skill_env.parsing import (
     LESSONS_FORMAT,
@@ -118,8 +119,12 @@ class SkillEnv(TextEnv):
 
     @property
     def instructions(self) -> Instructions:
-        """The base env's instructions plus the answer formats of ``select``, ``rerank`` and ``distill``."""
-        return self.base.instructions.with_phases(**phase_formats(self.config.distill_format))
+        """The base env's instructions plus the answer formats of ``select``, ``rerank`` and ``distill`` (and, with
+        ``demonstrations``, a worked example of each)."""
+        instructions = self.base.instructions.with_phases(**phase_formats(self.config.distill_format))
+        if self.config.demonstrations:
+            instructions = instructions.with_demonstrations(**phase_demonstrations(self.config.distill_format))
+        return instructions
 
     @property
     def task_ids(self) -> list[str]:
@@ -180,7 +185,7 @@ class SkillEnv(TextEnv):
             self._choose(list(range(len(self._candidates))))
         elif cfg.selection == "policy":
             self._phase = "select"
-            return self._emit(None, "Before acting, ask the skill library for advice."), self._info(True)
+            return self._emit(None, SELECT_OBSERVATION), self._info(True)
         return self._enter_act(note="")
 
     def step(self, action: str):
@@ -376,16 +381,9 @@ class SkillEnv(TextEnv):
         return "\n".join(f"[{n}] {c.skill.render()}" for n, c in enumerate(self._candidates, start=1))
 
     def _distill_text(self, success: bool) -> str:
-        outcome = "succeeded" if success else "failed"
-        parts = [
-            f"The episode is over: you {outcome} at the task '{self._base_obs['task']}'.",
-            f"Your trajectory:\n{self._trajectory_text()}",
-        ]
-        earlier = self._earlier_attempt(success)
-        if earlier:
-            parts.append(f"An earlier attempt at the same task that {'failed' if success else 'succeeded'}:\n{earlier}")
-        parts.append("Write one reusable skill for similar tasks.")
-        return "\n\n".join(parts)
+        return distill_observation(
+            self._base_obs["task"], success, self._trajectory_text(), self._earlier_attempt(success)
+        )
 
     def _emit(self, action: object, text: str) -> dict[str, str]:
         fields = dict(self._base_obs)
