@@ -243,6 +243,14 @@ def test_the_cli_builds_the_two_stage_config():
     for bad in (["--stage2-init", "random"], ["--total-steps", "3"]):
         with pytest.raises(SystemExit):
             build_parser().parse_args(["train", "skill1to0", *bad])
+    own = train_config(build_parser().parse_args([*argv, "--stage2-grpo", '{"kl_coef": 0.0, "group_size": 8}',
+                                                  "--stage2-distill"]), "cpu")  # fmt: skip
+    stage1, stage2 = own.stage1_config(), own.stage2_config("skills", None)
+    assert (stage1.kl_coef, stage1.group_size, stage2.kl_coef, stage2.group_size) == (0.01, 2, 0.0, 8)
+    assert stage2.learning_rate == stage1.learning_rate and own.stage2_distill  # the rest is shared
+    for bad in ({"model": "other"}, {"lambda_distill": 0.0}, {"group_size": 0}):
+        with pytest.raises(ValueError, match="stage2_grpo|group_size"):
+            dataclasses.replace(own, stage2_grpo=bad)
 
 
 def test_the_finished_run_plays_on_the_leaderboard_as_a_trained_agent_without_skills(tmp_path, base_model):

@@ -176,7 +176,7 @@ class GRPOConfig:
             raise ValueError(f"library_host must be an address the env workers can reach, got {self.library_host!r}")
         if self.vllm_sleep_level not in (0, 1, 2):
             raise ValueError(f"vllm_sleep_level must be 0, 1 or 2; got {self.vllm_sleep_level!r}")
-        for name in ("save_every", "keep_checkpoints"):
+        for name in ("save_every", "keep_checkpoints", "tasks_per_step", "group_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")

@@ -3,10 +3,12 @@
 Its fields are taken from the configs they belong to, never declared again (:func:`~skill_gym.config_fields.config_subset`):
 
 * every :class:`~agents.skill1.config.Skill1Config` field but ``total_steps`` (the GRPO settings, shared by both
-  stages, the skill env's switches and Skill1's credit assignment), with Skill1's defaults;
+  stages unless ``stage2_grpo`` sets them, the skill env's switches and Skill1's credit assignment), with Skill1's
+  defaults;
 * :data:`STAGE2_SWITCHES` of :class:`~agents.skill0.config.Skill0Config` (the curriculum's schedule and validation);
 * the export rules of :class:`~skill_gym.library.curriculum.CurriculumRules`, with its defaults;
-* and its own: ``stage1_steps``, ``stage2_steps``, ``stage2_init`` and ``stage2_distill``.
+* and its own: ``stage1_steps``, ``stage2_steps``, ``stage2_init``, ``stage2_grpo`` (stage 2's GRPO settings that
+  differ from stage 1's) and ``stage2_distill``.
 
 :meth:`Skill1To0Config.stage1_config` and :meth:`~Skill1To0Config.stage2_config` give each stage's config.
 """
@@ -36,6 +38,11 @@ STAGE2_SWITCHES: tuple[str, ...] = ("budget_schedule", "test_freq", "validation_
 """The :class:`Skill0Config` fields of stage 2 beyond the shared GRPO settings. Its ``mode`` is always
 ``curriculum`` and its ``static_dir`` the run's curriculum folder."""
 
+STAGE_OWN = frozenset({"total_steps", "run_dir", "model"})
+"""GRPO settings each stage has of its own: its steps, folder and initial policy (the run sets them)."""
+SAME_IN_BOTH = frozenset({"env_id", "resume"})
+"""GRPO settings ``stage2_grpo`` cannot change either: both stages play the same env and resume together."""
+
 RULE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(CurriculumRules))
 """The export rules from the stage-1 library to the stage-2 curriculum files."""
 
@@ -58,6 +65,13 @@ class Skill1To0Config(
     )
     stage2_init: Literal["stage1", "base"] = _field(
         "stage1", "Stage 2's initial policy: stage 1's final one (LoRA merged), or the base model (the model setting)."
+    )
+    stage2_grpo: dict[str, Any] = dataclasses.field(
+        default_factory=dict,
+        metadata={
+            "help": "GRPO settings of stage 2 that differ from stage 1's, e.g. SKILL0's own {\"kl_coef\": 0.0, "
+            '"group_size": 8}; the rest are shared. JSON.'
+        },
     )
     stage2_distill: bool = _field(
         False,
@@ -94,9 +108,14 @@ class Skill1To0Config(
 
     def stage2_config(self, static_dir: str, model: str | None) -> Skill0Config:
         """Stage 2's config: a SKILL0 curriculum run of ``stage2_steps`` in ``<run_dir>/stage2`` on the skill files in
-        ``static_dir``, starting from ``model``; the GRPO settings are stage 1's."""
-        shared = {f.name for f in dataclasses.fields(GRPOConfig)} - {"total_steps", "run_dir", "model"}
+        ``static_dir``, starting from ``model``; the GRPO settings are stage 1's but for ``stage2_grpo``."""
+        shared = {f.name for f in dataclasses.fields(GRPOConfig)} - STAGE_OWN
+        unknown = sorted(set(self.stage2_grpo) - (shared - SAME_IN_BOTH))
+        if unknown:
+            raise ValueError(f"stage2_grpo sets {unknown}: it takes GRPO settings but {sorted(STAGE_OWN | SAME_IN_BOTH)}, "
+                             f"one of {sorted(shared - SAME_IN_BOTH)}")  # fmt: skip
         values: dict[str, Any] = copy.deepcopy({name: getattr(self, name) for name in (*shared, *STAGE2_SWITCHES)})
+        values.update(copy.deepcopy(self.stage2_grpo))
         return Skill0Config(**values, total_steps=self.stage2_steps, run_dir=str(Path(self.run_dir) / "stage2"),
                             model=model, mode="curriculum", static_dir=static_dir)  # fmt: skip
 
