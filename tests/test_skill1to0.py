@@ -249,7 +249,7 @@ def test_the_cli_builds_the_two_stage_config():
     assert (stage1.kl_coef, stage1.group_size, stage2.kl_coef, stage2.group_size) == (0.01, 2, 0.0, 8)
     assert stage2.learning_rate == stage1.learning_rate and own.stage2_distill  # the rest is shared
     for bad in ({"model": "other"}, {"lambda_distill": 0.0}, {"group_size": 0}):
-        with pytest.raises(ValueError, match="stage2_grpo|group_size"):
+        with pytest.raises(ValueError, match=r"stage2_grpo|group_size"):
             dataclasses.replace(own, stage2_grpo=bad)
 
 
