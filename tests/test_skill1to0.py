@@ -322,8 +322,7 @@ def _library_rows(path) -> list[tuple]:
 
 
 def test_the_one_stage_option_keeps_distilling_and_exports_again_at_each_decision(tmp_path, base_model):
-    # contrast attempts kept in the library (snapshotted), not in each env's memory, which a resume loses
-    one_stage = {"stage2_distill": True, "contrast_scope": "library"}
+    one_stage = {"stage2_distill": True}  # contrast attempts in each env's memory, which checkpoints keep
     straight = tmp_path / "straight"
     _run_reflecting(_config(straight, base_model, **one_stage))
     stages = json.loads((straight / "stages.json").read_text())

@@ -282,3 +282,23 @@ def test_phase_demonstrations_are_valid_answers_and_open_each_skill_phase_prompt
     assert prompt[1]["content"] == examples["distill"].response and "Write one reusable skill" in prompt[0]["content"]
     assert PromptBuilder(env.unwrapped.instructions, demonstration=False).build(obs, [], 0) == prompt[2:]
     env.close()
+
+
+def test_contrast_memory_moves_to_a_fresh_env_and_refuses_bad_rows(lib_path):
+    env = _make(lib_path, selection="none", max_steps=1)
+    obs, _ = env.reset(seed=0, options={"task_id": "opposite/hot"})
+    wrong = next(a for a in obs["admissible_actions"].split("\n") if a and a != "cold")
+    env.step(wrong)  # failed: remembered for contrast
+    env.step("not json")
+    memory = env.unwrapped.contrast_memory
+    assert memory == [["opposite/hot", False, f"1. > {wrong}\nWrong word."]]
+    env.close()
+    fresh = _make(lib_path, selection="none", max_steps=1)
+    fresh.unwrapped.contrast_memory = memory  # what a resumed trainer does (through the vector env's set_attr)
+    fresh.reset(seed=0, options={"task_id": "opposite/hot"})
+    obs, *_ = fresh.step("cold")
+    assert f"An earlier attempt at the same task that failed:\n1. > {wrong}" in obs["observation"]
+    for bad in ([["opposite/hot", "no", "text"]], [["only two", True]]):
+        with pytest.raises(ValueError, match="task_id, won, trajectory"):
+            fresh.unwrapped.contrast_memory = bad
+    fresh.close()

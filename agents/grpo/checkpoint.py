@@ -8,7 +8,8 @@ leaves the previous checkpoint intact); ``checkpoints/latest`` names the newest.
   ``torch.distributed.checkpoint`` (DCP): each rank writes its own shards, and a run resumes on any number of
   ranks (DCP reshards on load; one process reads it too);
 * ``adapter/`` — the peft adapter of a LoRA policy, whole, for serving and evaluation;
-* ``scheduler.pt`` and each rank's torch RNG (``rng_rank<R>.pt``; CUDA's too when used);
+* ``scheduler.pt`` and each rank's torch RNG (``rng_rank<R>.pt``; CUDA's too when used) and, when it keeps any,
+  its own state (``state_rank<R>.json.gz``: its skill envs' contrast attempts);
 * ``trainer_state.json`` — the step, the NumPy, Python and task-sampler RNG states, the world size and the
   learner's own JSON state (e.g. SKILL0's curriculum); and a snapshot of the skill library.
 
@@ -20,6 +21,7 @@ Nothing is unpickled except torch's own tensor states (``weights_only=True``).
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import random
 import shutil
@@ -35,7 +37,14 @@ from agents.distributed import World
 from agents.grpo.update import PolicyUpdate
 from skill_gym.files import atomic_write, staged_dir
 
-__all__ = ["latest_checkpoint", "load_checkpoint", "load_trained_weights", "restore_library", "save_checkpoint"]
+__all__ = [
+    "latest_checkpoint",
+    "load_checkpoint",
+    "load_rank_state",
+    "load_trained_weights",
+    "restore_library",
+    "save_checkpoint",
+]
 
 
 def save_checkpoint(
@@ -48,11 +57,13 @@ def save_checkpoint(
     keep: int,
     world: World | None = None,
     export_model: torch.nn.Module | None = None,
+    rank_state: dict[str, Any] | None = None,
 ) -> Path:
     """Write the checkpoint of ``step`` (every rank calls it); keep the newest ``keep``; return its folder.
 
     ``export_model``: an unsharded model with the policy's weights, whose LoRA adapter rank 0 saves whole
-    (default: the policy's model, unsharded in one process).
+    (default: the policy's model, unsharded in one process). ``rank_state``: JSON this rank keeps of its own
+    (e.g. its envs' memories), written gzipped as ``state_rank<R>.json.gz`` (:func:`load_rank_state`).
     """
     import torch.distributed.checkpoint as dcp
 
@@ -66,6 +77,9 @@ def save_checkpoint(
         if torch.cuda.is_available() and torch.cuda.is_initialized():  # sampling on a GPU draws from its generator
             rng["cuda"] = torch.cuda.get_rng_state_all()
         torch.save(rng, staging / f"rng_rank{world.rank}.pt")
+        if rank_state:
+            with gzip.open(staging / f"state_rank{world.rank}.json.gz", "wt", encoding="utf-8") as out:
+                json.dump(rank_state, out)
         if world.main:
             if policy.uses_lora:
                 (export_model or policy.model).save_pretrained(staging / "adapter")
@@ -159,6 +173,16 @@ def load_checkpoint(
         restore_library(snapshot, library_path)
     world.barrier()  # the library file is back before any rank's envs use it
     return step, path, state.get("extra") or {}
+
+
+def load_rank_state(checkpoint: str | Path, rank: int) -> dict[str, Any]:
+    """What :func:`save_checkpoint` kept for ``rank`` (``rank_state``); empty when it kept nothing for it (another
+    world size, or an older checkpoint)."""
+    path = Path(checkpoint) / f"state_rank{rank}.json.gz"
+    if not path.is_file():
+        return {}
+    with gzip.open(path, "rt", encoding="utf-8") as source:
+        return json.load(source)
 
 
 def load_trained_weights(model: torch.nn.Module, checkpoint: str | Path) -> torch.nn.Module:

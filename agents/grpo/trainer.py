@@ -24,6 +24,7 @@ import json
 import os
 import random
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from agents.backends.hf import LoraSettings, TransformersBackend, load_policy
 from agents.distributed import copy_full_weights, frozen_copy, init_world
 from agents.evaluation import evaluate, make_rollout_envs, success_by_type
 from agents.grpo.advantages import episode_return, gigpo_turn_advantages, grpo_turn_advantages, step_group_sizes
-from agents.grpo.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from agents.grpo.checkpoint import latest_checkpoint, load_checkpoint, load_rank_state, save_checkpoint
 from agents.grpo.config import GRPOConfig
 from agents.grpo.update import PolicyUpdate, Sample, release_freed_memory
 from agents.prompts import PromptBuilder
@@ -348,7 +349,7 @@ class GRPOTrainer:
         """Everything needed to continue exactly (:func:`agents.grpo.checkpoint.save_checkpoint`); every rank calls it."""
         return save_checkpoint(self.run_dir, self.step, self.policy, self.sampler, self.extra_state,
                                self.library_path, self.config.keep_checkpoints, self.world,
-                               export_model=self.rollout_model)  # fmt: skip
+                               export_model=self.rollout_model, rank_state=self.rank_state())  # fmt: skip
 
     def load_checkpoint(self, path: str | Path | None = None) -> bool:
         """Restore the latest (or given) checkpoint; ``False`` when there is none."""
@@ -358,6 +359,7 @@ class GRPOTrainer:
         self.step, folder, extra = restored
         if self._library_server is not None:  # the checkpoint put another library file in place
             self._library_server.reopen()
+        self.load_rank_state(load_rank_state(folder, self.world.rank))
         self.load_extra_state(folder, extra)
         self.sync_rollout_weights(self.step)
         return True
@@ -365,6 +367,25 @@ class GRPOTrainer:
     def extra_state(self, directory: Path) -> dict[str, Any]:
         """Subclass hook: JSON state to store in a checkpoint (files may go into ``directory``)."""
         return {}
+
+    def rank_state(self) -> dict[str, Any]:
+        """This rank's own JSON state in a checkpoint: what its skill envs remember across episodes (the attempts
+        ``contrast`` shows; :attr:`~skill_gym.skill_env.SkillEnv.contrast_memory`)."""
+        if not skill_gym.is_skill_env(self.config.env_id):
+            return {}
+        memories = list(self.envs.get_attr("contrast_memory"))
+        return {"contrast_memory": memories} if any(memories) else {}
+
+    def load_rank_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`rank_state`; envs of another number than the checkpoint's start with empty memories."""
+        memories = state.get("contrast_memory")
+        if memories is None:
+            return
+        if len(memories) != self.envs.num_envs:
+            warnings.warn(f"the checkpoint holds the contrast attempts of {len(memories)} envs on this rank and it "
+                          f"has {self.envs.num_envs}: they start without earlier attempts", stacklevel=2)  # fmt: skip
+            return
+        self.envs.set_attr("contrast_memory", list(memories))
 
     def load_extra_state(self, directory: Path, state: dict[str, Any]) -> None:
         """Subclass hook: restore what :meth:`extra_state` saved."""

@@ -151,6 +151,23 @@ class SkillEnv(TextEnv):
         """SKILL0 curriculum hook: choose the active skill files (``vector_env.call`` reaches it)."""
         self.static_skills.set_active(keys)
 
+    @property
+    def contrast_memory(self) -> list[list[Any]]:
+        """This env's attempts kept for ``contrast`` (``contrast_scope="env"``), oldest first, as JSON-able
+        ``[task_id, won, trajectory]`` rows: a trainer's checkpoint stores them, so a resumed run shows the same
+        earlier attempts. Setting it replaces them (rows beyond the memory's size keep the newest)."""
+        return [[task_id, won, text] for (task_id, won), text in self._contrast.items()]
+
+    @contrast_memory.setter
+    def contrast_memory(self, rows: list[list[Any]]) -> None:
+        memory: OrderedDict[tuple[str, bool], str] = OrderedDict()
+        for row in list(rows)[-_CONTRAST_MEMORY:]:
+            if not (isinstance(row, list | tuple) and len(row) == 3 and isinstance(row[0], str)
+                    and isinstance(row[1], bool) and isinstance(row[2], str)):  # fmt: skip
+                raise ValueError(f"a contrast memory row is [task_id, won, trajectory], got {str(row)[:100]}")
+            memory[(row[0], row[1])] = row[2][-_TRAJECTORY_CHARS - 4 :]
+        self._contrast = memory
+
     def load_skill_files(self, folder: str) -> None:
         """Show the skill files of ``folder`` from the next episode on (a re-exported curriculum); see
         :meth:`StaticSource.load` for which files are active."""
