@@ -33,7 +33,7 @@ from agents.skill1.advantages import (
 from agents.skill1.config import Skill1Config
 from skill_gym.library import Library, SkillLibrary
 
-__all__ = ["Skill1Credit", "Skill1Trainer", "distill_metrics", "library_options"]
+__all__ = ["RunLibraryReader", "Skill1Credit", "Skill1Trainer", "distill_metrics", "library_options"]
 
 
 class Skill1Credit:
@@ -75,6 +75,33 @@ class Skill1Credit:
         return super().update(samples)  # type: ignore[misc]
 
 
+class RunLibraryReader:
+    """The run's library file kept open for a trainer's metrics (the envs write it): :attr:`library`, ``None`` until
+    the file exists or where this rank does not hold it; reopened after a checkpoint puts another file in place.
+    Mixed in before a :class:`GRPOTrainer`."""
+
+    _library: SkillLibrary | None = None
+    library_path: Any
+
+    @property
+    def library(self) -> SkillLibrary | None:
+        if self._library is None and self.library_path is not None and self.library_path.is_file():
+            self._library = SkillLibrary(self.library_path)
+        return self._library
+
+    def load_extra_state(self, directory: Any, state: dict[str, Any]) -> None:
+        if self._library is not None:  # the checkpoint put another library file in place
+            self._library.close()
+            self._library = None
+        super().load_extra_state(directory, state)  # type: ignore[misc]
+
+    def close(self) -> None:
+        if self._library is not None:
+            self._library.close()
+            self._library = None
+        super().close()  # type: ignore[misc]
+
+
 def library_options(cfg: Any) -> dict[str, Any]:
     """A served library keeps Skill1's capacity and merge rules (``cfg``: a config holding Skill1's fields)."""
     return {"capacity": cfg.capacity, "merge_threshold": cfg.merge_threshold, "merge_rule": cfg.merge_rule,
@@ -103,7 +130,7 @@ def distill_metrics(episodes: Sequence[Episode], library: Library | None) -> dic
     return out
 
 
-class Skill1Trainer(Skill1Credit, GRPOTrainer):
+class Skill1Trainer(Skill1Credit, RunLibraryReader, GRPOTrainer):
     """Skill1 on any ``Skill*`` env (ALFWorld now).
 
     Example:
@@ -118,19 +145,11 @@ class Skill1Trainer(Skill1Credit, GRPOTrainer):
             raise ValueError(f"Skill1 needs a skill env (Skill*-v0), got {config.env_id!r}")
         config.env_kwargs = {**config.skill_env_kwargs(training=True), **config.env_kwargs}
         config.eval_env_kwargs = {**config.skill_env_kwargs(training=False), **config.eval_env_kwargs}
-        self._library: SkillLibrary | None = None
         self.credit_config = config
         super().__init__(config, **kwargs)
 
     def library_options(self) -> dict[str, Any]:
         return library_options(self.config)
-
-    @property
-    def library(self) -> SkillLibrary | None:
-        """The run's library, read by the trainer for metrics (the envs write it; ``None`` until it exists)."""
-        if self._library is None and self.library_path is not None and self.library_path.is_file():
-            self._library = SkillLibrary(self.library_path)
-        return self._library
 
     def episode_metrics(self, episodes: Sequence[Episode]) -> dict[str, float]:
         out = super().episode_metrics(episodes)
@@ -155,16 +174,6 @@ class Skill1Trainer(Skill1Credit, GRPOTrainer):
             }
         )
         return out
-
-    def load_extra_state(self, directory, state: dict[str, Any]) -> None:
-        if self._library is not None:  # the checkpoint put another library file in place
-            self._library.close()
-            self._library = None
-
-    def close(self) -> None:
-        if self._library is not None:
-            self._library.close()
-        super().close()
 
 
 def _invalid_rate(episodes: Sequence[Episode], phase: str) -> float:

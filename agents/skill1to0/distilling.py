@@ -19,7 +19,7 @@ from typing import Any
 from agents.skill0.config import Skill0Config
 from agents.skill0.curriculum import budget_at
 from agents.skill0.trainer import Skill0Trainer
-from agents.skill1.trainer import Skill1Credit, distill_metrics, library_options
+from agents.skill1.trainer import RunLibraryReader, Skill1Credit, distill_metrics, library_options
 from skill_gym.files import staged_dir
 from skill_gym.library import SkillLibrary, SkillValidationError
 from skill_gym.library.curriculum import CurriculumRules, build_curriculum, write_curriculum
@@ -31,7 +31,7 @@ DISTILL_SWITCHES: tuple[str, ...] = ("alpha", "capacity", "merge_threshold", "me
 """The skill env switches of Skill1's that the distill turn and the library keep in stage 2."""
 
 
-class DistillingSkill0Trainer(Skill1Credit, Skill0Trainer):
+class DistillingSkill0Trainer(Skill1Credit, RunLibraryReader, Skill0Trainer):
     """SKILL0's curriculum on files re-exported from a library the policy keeps writing.
 
     ``credit_config`` holds Skill1's credit settings and :data:`DISTILL_SWITCHES` (a ``Skill1Config`` or a
@@ -87,11 +87,15 @@ class DistillingSkill0Trainer(Skill1Credit, Skill0Trainer):
         return {"folder": str(folder), "files": files, "library_size": float(size),
                 "skills": float(sum(len(ids) for ids in files.values()))}  # fmt: skip
 
-    def _load(self, folder: str) -> None:
-        """Show ``folder``'s files in every env; the curriculum keeps the active files it still holds and adds its
-        new files (:meth:`~skill_gym.skill_env.sources.StaticSource.load`)."""
+    def _show(self, folder: str) -> None:
+        """Every env shows ``folder``'s files from its next episode on."""
         self.envs.call("load_skill_files", folder)
         self.skill_folder = folder
+
+    def _load(self, folder: str) -> None:
+        """:meth:`_show` ``folder``; the curriculum keeps the active files it still holds and adds its new files
+        (:meth:`~skill_gym.skill_env.sources.StaticSource.load`)."""
+        self._show(folder)
         self.skill_files = self.envs.get_attr("static_skills")[0]
         self.files = sorted(self.skill_files.files)
         if self.curriculum is not None:
@@ -104,14 +108,7 @@ class DistillingSkill0Trainer(Skill1Credit, Skill0Trainer):
     # -- hooks ---------------------------------------------------------------------------------
 
     def episode_metrics(self, episodes) -> dict[str, float]:
-        out = super().episode_metrics(episodes)
-        library = SkillLibrary(self.library_path) if self.library_path is not None and self.world.main else None
-        try:
-            out.update(distill_metrics(episodes, library))
-        finally:
-            if library is not None:
-                library.close()
-        return out
+        return {**super().episode_metrics(episodes), **distill_metrics(episodes, self.library)}
 
     def extra_state(self, directory: Path) -> dict[str, Any]:
         return {**super().extra_state(directory), "skill_folder": self.skill_folder}
@@ -119,6 +116,5 @@ class DistillingSkill0Trainer(Skill1Credit, Skill0Trainer):
     def load_extra_state(self, directory: Path, state: dict[str, Any]) -> None:
         folder = state.get("skill_folder")
         if folder and folder != self.skill_folder:  # before the curriculum's files are applied to the envs
-            self.envs.call("load_skill_files", folder)
-            self.skill_folder = folder
+            self._show(folder)
         super().load_extra_state(directory, state)
