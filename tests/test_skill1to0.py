@@ -353,3 +353,44 @@ def test_the_one_stage_option_keeps_distilling_and_exports_again_at_each_decisio
     for a, b in zip(again, logged, strict=True):
         assert a == pytest.approx(b, abs=1e-6), f"step {a['step']}"
     assert _library_rows(resumed / "stage2" / "library.sqlite") == second
+
+
+def test_a_run_reuses_another_runs_finished_stage1_and_its_stage2_matches(tmp_path, base_model):
+    source = tmp_path / "source"
+    _run(_config(source, base_model))
+    before = _library_rows(source / "stage1" / "library.sqlite")
+    forked = tmp_path / "forked"
+    history = _run(_config(forked, base_model, stage1_from=str(source), progress=True))  # a runtime setting may differ
+    assert history and all(m["stage"] == 2 for m in history)  # stage 1 was not trained again
+    stages = json.loads((forked / "stages.json").read_text())
+    assert stages["stage1"]["from"] == str(source.resolve()) and stages["stage1"]["step"] == 2
+    assert stages["stage1"]["library"] == str((forked / "stage1" / "library.sqlite").resolve())
+    assert stages["stage1"]["policy"] == str((forked / "stage1" / "policy").resolve())
+    assert _library_rows(forked / "stage1" / "library.sqlite") == before == _library_rows(
+        source / "stage1" / "library.sqlite")  # fmt: skip
+    ours, theirs = _logged(forked), _logged(source)
+    assert ours["stage1"] == theirs["stage1"] and len(ours["stage2"]) == len(theirs["stage2"])  # stage 1's, copied
+    for a, b in zip(ours["stage2"], theirs["stage2"], strict=True):  # the same stage 1, so the same stage 2
+        assert a == pytest.approx(b, abs=1e-6), f"stage 2 step {a['step']}"
+    assert stages["stage2"]["final"] == pytest.approx(
+        json.loads((source / "stages.json").read_text())["stage2"]["final"]
+    )
+    assert _run(_config(forked, base_model, stage1_from=str(source), resume=True)) == []  # resumes as any run
+
+
+@pytest.mark.parametrize(
+    ("source", "overrides", "reason"),
+    [
+        ("missing", {}, r"no finished stage 1 there"),
+        ("done", {"stage1_steps": 3}, r"its stage 1 ran 2 steps, this run's stage1_steps is 3"),
+        ("done", {"seed": 1}, r"learned with other settings \(seed: 0 there, 1 here\)"),
+        ("base", {}, r"stage 2 starts from stage 1's policy, but that run saved none"),
+    ],
+)
+def test_reusing_a_stage1_that_does_not_fit_is_refused_with_the_reason(tmp_path, base_model, source, overrides, reason):
+    run = tmp_path / "source"
+    if source != "missing":
+        _run(_config(run, base_model, **({"stage2_init": "base"} if source == "base" else {})))
+    with pytest.raises(ValueError, match=reason):
+        _run(_config(tmp_path / "forked", base_model, stage1_from=str(run), **overrides))
+    assert not (tmp_path / "forked" / "stages.json").exists()

@@ -8,7 +8,7 @@ Its fields are taken from the configs they belong to, never declared again (:fun
 * :data:`STAGE2_SWITCHES` of :class:`~agents.skill0.config.Skill0Config` (the curriculum's schedule and validation);
 * the export rules of :class:`~skill_gym.library.curriculum.CurriculumRules`, with its defaults;
 * and its own: ``stage1_steps``, ``stage2_steps``, ``stage2_init``, ``stage2_grpo`` (stage 2's GRPO settings that
-  differ from stage 1's) and ``stage2_distill``.
+  differ from stage 1's), ``stage2_distill`` and ``stage1_from`` (another run's finished stage 1, reused).
 
 :meth:`Skill1To0Config.stage1_config` and :meth:`~Skill1To0Config.stage2_config` give each stage's config.
 """
@@ -27,7 +27,7 @@ from agents.skill1.config import Skill1Config
 from skill_gym.config_fields import check_choices, config_subset
 from skill_gym.library.curriculum import CurriculumRules
 
-__all__ = ["RULE_FIELDS", "STAGE1_FIELDS", "STAGE2_SWITCHES", "Skill1To0Config"]
+__all__ = ["RULE_FIELDS", "STAGE1_FIELDS", "STAGE1_RUNTIME", "STAGE2_SWITCHES", "Skill1To0Config"]
 
 STAGE1_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Skill1Config) if f.name != "total_steps")
 """The :class:`Skill1Config` fields of the run (``stage1_steps`` stands for ``total_steps``); its GRPO settings
@@ -42,6 +42,15 @@ STAGE_OWN = frozenset({"total_steps", "run_dir", "model"})
 """GRPO settings each stage has of its own: its steps, folder and initial policy (the run sets them)."""
 SAME_IN_BOTH = frozenset({"env_id", "resume"})
 """GRPO settings ``stage2_grpo`` cannot change either: both stages play the same env and resume together."""
+
+STAGE1_RUNTIME = frozenset({
+    "run_dir", "resume", "progress", "save_every", "keep_checkpoints", "wandb_project", "dist_timeout_minutes",
+    "device", "backend", "num_engines", "engine_options", "vllm_gpu_memory_utilization", "vllm_sleep_level",
+    "micro_batch_size", "micro_batch_tokens", "gradient_checkpointing", "fsdp_offload", "library_service",
+    "library_host", "eval_every", "eval_tasks", "eval_envs", "eval_env_kwargs", "recipe",
+})  # fmt: skip
+"""Stage-1 settings that say where and how a run executes, not what it learns: a run reusing another's stage 1
+(``stage1_from``) may set them differently; every other stage-1 setting must match."""
 
 RULE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(CurriculumRules))
 """The export rules from the stage-1 library to the stage-2 curriculum files."""
@@ -78,6 +87,13 @@ class Skill1To0Config(
         "The one-stage option: in stage 2 the distill turn keeps writing skills into (a copy of) stage 1's library, "
         "the skills shown from the files count as selected, and each curriculum decision exports the files again "
         "first, so the in-context set can improve while it shrinks (turns credited as in Skill1).",
+    )
+
+    stage1_from: str = _field(
+        "",
+        "The run directory of another two-stage run whose finished stage 1 this run reuses instead of training its "
+        "own (its library and policy are copied into this run's stage1/): stage-2 ablations from one stage 1. Its "
+        "stage-1 settings must match this run's.",
     )
 
     def __post_init__(self) -> None:

@@ -15,6 +15,10 @@ This module holds :class:`Skill1To0Trainer`. :meth:`~Skill1To0Trainer.train` run
    :class:`~agents.skill1to0.distilling.DistillingSkill0Trainer`: the distill turn keeps writing into a copy of
    stage 1's library (``stage2/library.sqlite``) and each curriculum decision exports the files again.
 
+With ``stage1_from`` step 1 is not trained: the finished stage 1 of another run (same stage-1 settings) is copied
+into ``<run_dir>/stage1`` (its library, its saved policy, its config and metrics), and steps 2 and 3 run on it —
+several stage-2 variants from one stage 1.
+
 ``<run_dir>/stages.json`` (written whole) records each finished step: stage 1's step, library and last metrics, the
 curriculum's files, stage 2's last metrics, final active files and the final evaluation. With ``resume`` a
 finished step is skipped and an unfinished stage resumes from its own latest checkpoint. Each stage keeps its own
@@ -27,6 +31,8 @@ from __future__ import annotations
 import dataclasses
 import gc
 import json
+import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -41,13 +47,13 @@ from agents.grpo.checkpoint import latest_checkpoint, restore_library
 from agents.skill0.curriculum import budget_at
 from agents.skill0.trainer import Skill0Trainer
 from agents.skill1.trainer import Skill1Trainer
-from agents.skill1to0.config import Skill1To0Config
+from agents.skill1to0.config import STAGE1_FIELDS, STAGE1_RUNTIME, Skill1To0Config
 from agents.skill1to0.distilling import DistillingSkill0Trainer
 from skill_gym.files import atomic_write, staged_dir
 from skill_gym.library import SkillLibrary, SkillValidationError
 from skill_gym.library.curriculum import build_curriculum, write_curriculum
 
-__all__ = ["Skill1To0Trainer", "copy_library", "save_policy"]
+__all__ = ["Skill1To0Trainer", "copy_library", "reuse_stage1", "save_policy"]
 
 
 def save_policy(model: torch.nn.Module, tokenizer: Any, folder: str | Path) -> Path:
@@ -111,6 +117,10 @@ class Skill1To0Trainer:
         evaluation last."""
         done: list[dict[str, Any]] = []
         stage1 = self.stages.get("stage1")
+        if stage1 is None and self.config.stage1_from:
+            self._mark("stage1", self.world.on_main(lambda: reuse_stage1(Path(self.config.stage1_from),
+                                                                         self.run_dir, self.config)))  # fmt: skip
+            stage1 = self.stages["stage1"]
         longer = stage1 is not None and stage1["step"] < self.config.stage1_steps
         if longer and "curriculum" in self.stages:
             raise ValueError(f"stage 1 of {self.run_dir} ended at step {stage1['step']} and stage 2's curriculum was "
@@ -210,6 +220,52 @@ class Skill1To0Trainer:
         """Each stage's trainer is closed when its stage ends; the shared backend, if one was given, here."""
         if self.backend is not None:
             self.backend.close()
+
+
+def reuse_stage1(source: Path, run_dir: Path, config: Skill1To0Config) -> dict[str, Any]:
+    """Copy the finished stage 1 of the two-stage run in ``source`` into ``run_dir/stage1`` (its library, its saved
+    policy as hard links where the filesystem allows, its ``config.json`` and ``metrics.jsonl``); returns this run's
+    ``stages.json`` record of it. Refused with the reason when ``source`` holds no finished stage 1, when it ran
+    another number of steps, or when a stage-1 setting that changes what it learns differs from ``config``'s."""
+    stages_path = source / "stages.json"
+    stage1 = json.loads(stages_path.read_text()).get("stage1") if stages_path.is_file() else None
+    if not stage1 or not stage1.get("library"):
+        raise ValueError(f"stage1_from={source}: no finished stage 1 there (its stages.json records none); give the "
+                         "run directory of a two-stage run whose stage 1 is done")  # fmt: skip
+    if stage1["step"] != config.stage1_steps:
+        raise ValueError(f"stage1_from={source}: its stage 1 ran {stage1['step']} steps, this run's stage1_steps is "
+                         f"{config.stage1_steps}; set them equal")  # fmt: skip
+    theirs = json.loads((source / "config.json").read_text())
+    ours = json.loads(json.dumps(dataclasses.asdict(config)))
+    differ = [f"{name}: {theirs.get(name)!r} there, {ours[name]!r} here"
+              for name in STAGE1_FIELDS if name not in STAGE1_RUNTIME and theirs.get(name) != ours[name]]  # fmt: skip
+    if differ:
+        raise ValueError(f"stage1_from={source}: its stage 1 learned with other settings ({'; '.join(differ)}); "
+                         "reuse a stage 1 only with the same stage-1 settings")  # fmt: skip
+    if config.stage2_init == "stage1" and not (stage1.get("policy") and Path(stage1["policy"]).is_dir()):
+        raise ValueError(f"stage1_from={source}: stage 2 starts from stage 1's policy, but that run saved none "
+                         f"({stage1.get('policy')}); set stage2_init='base' or reuse a run that started stage 2 "
+                         "from stage 1")  # fmt: skip
+    target = run_dir / "stage1"
+    library = copy_library(Path(stage1["library"]), target / "library.sqlite")
+    for name in ("config.json", "metrics.jsonl"):
+        if (source / "stage1" / name).is_file():
+            shutil.copy2(source / "stage1" / name, target / name)
+    policy = None
+    if config.stage2_init == "stage1":
+        policy = (target / "policy").resolve()
+        shutil.rmtree(policy, ignore_errors=True)
+        shutil.copytree(stage1["policy"], policy, copy_function=_link_or_copy)
+    return {**stage1, "library": str(library.resolve()), "policy": str(policy) if policy else None,
+            "from": str(source.resolve())}  # fmt: skip
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    """A hard link to ``source`` (written once, never changed), or a copy across filesystems."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def copy_library(source: Path, target: Path) -> Path:

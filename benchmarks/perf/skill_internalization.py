@@ -9,7 +9,9 @@ held-out episodes (the ``test`` split: unseen words of the same rules) for each 
 4. ``skill1to0`` — Skill1 for half the steps, its library exported as SKILL0 files
    (``skill_gym.library.curriculum``), SKILL0's curriculum on them for the other half, withdrawn to zero;
 5. ``skill1to0_distill`` — the same with the one-stage option (``stage2_distill``): stage 2's distill turn keeps
-   writing, and each curriculum decision exports the files again.
+   writing, and each curriculum decision exports the files again. Its stage 1 is arm 4's (same settings and
+   seeds, so the same run): when arm 4's stage 1 is done under the same runs folder, it is reused
+   (``stage1_from``) rather than trained again, so the two arms differ in stage 2 alone.
 
 Every arm is evaluated **with no skills in context** (``selection="none"``: no retrieval, no skill turns), greedy
 and sampled at the training temperature; Skill1 is evaluated with its frozen library too, for reference.
@@ -63,6 +65,9 @@ class Args:
     device: str = dataclasses.field(default="", metadata={"help": "training device, e.g. cuda (default: the config's)"})
     seed: int = dataclasses.field(default=0, metadata={"help": "seed of every arm"})
     threads: int = dataclasses.field(default=2, metadata={"help": "torch intra-op threads"})
+    runs: str = dataclasses.field(
+        default="", metadata={"help": "keep each arm's run dir in this folder (default: a temporary one, removed)"}
+    )
     out: str = dataclasses.field(
         default="benchmarks/results/skill_internalization.json", metadata={"help": "JSON path"}
     )
@@ -165,11 +170,14 @@ def run_two_stage(args: Args, run_dir: Path, started: float, distill: bool = Fal
 
     stage1 = max(args.steps // 2, 1)
     settings = {**_common(args, run_dir), "save_every": 1}  # stage 2 loads stage 1's final checkpoint
+    two_stage = run_dir.parent / "skill1to0"
+    if distill and "stage1" in _stages(two_stage):
+        settings["stage1_from"] = str(two_stage)
     config = Skill1To0Config.cpu_defaults(**settings, env_kwargs=dict(TASK), stage1_steps=stage1,
                                           stage2_steps=args.steps - stage1, min_selected=args.min_selected,
                                           stage2_distill=distill)  # fmt: skip
     trainer = Skill1To0Trainer(config)
-    result: dict[str, Any] = {}
+    result: dict[str, Any] = {"stage1_from": config.stage1_from} if config.stage1_from else {}
     try:
         history = trainer.train()
         result["steps"] = [{"stage": m["stage"], **s} for m in history for s in _steps([m])]
@@ -192,6 +200,12 @@ def run_two_stage(args: Args, run_dir: Path, started: float, distill: bool = Fal
     return {**result, "wall_s": time.perf_counter() - started}
 
 
+def _stages(run_dir: Path) -> dict[str, Any]:
+    """What a two-stage run in ``run_dir`` has finished (its ``stages.json``; empty when none)."""
+    path = run_dir / "stages.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def main(args: Args) -> dict[str, Any]:
     import torch
 
@@ -201,7 +215,8 @@ def main(args: Args) -> dict[str, Any]:
     if unknown:
         raise SystemExit(f"unknown arms {unknown}; known: {', '.join(ARMS)}")
     job = common.Job("skill_internalization", args, PACKAGES)
-    root = Path(tempfile.mkdtemp(prefix="skill-internalization-"))
+    root = Path(args.runs) if args.runs else Path(tempfile.mkdtemp(prefix="skill-internalization-"))
+    root.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
     try:
         for arm in arms:
@@ -209,7 +224,8 @@ def main(args: Args) -> dict[str, Any]:
             partial = {"partial": f"{len(results)} of {len(arms)} arms", "args": common.settings_dict(args)}
             common.write_json(args.out, {**partial, "arms": results})
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        if not args.runs:
+            shutil.rmtree(root, ignore_errors=True)
     rows = []
     for arm, r in results.items():
         sampled = r.get("no_skills", {}).get("sampled")
