@@ -353,6 +353,17 @@ def test_open_retriever_builds_once_then_loads_from_disk(tmp_path: Path, corpus:
     assert other is not second and len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2
 
 
+def test_open_retriever_keeps_an_index_per_build_setting(tmp_path: Path, corpus: list[dict], fresh_cache) -> None:
+    default = open_retriever("bm25", corpus, index_dir=tmp_path)
+    retriever_module._OPEN.clear()
+    tuned = open_retriever("bm25", corpus, index_dir=tmp_path, k1=1.2, b=0.75)
+    assert (default.k1, default.b) == (0.9, 0.4) and (tuned.k1, tuned.b) == (1.2, 0.75)  # not the cached default
+    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2
+    retriever_module._OPEN.clear()
+    assert (open_retriever("bm25", corpus, index_dir=tmp_path, b=0.75, k1=1.2).k1, default.k1) == (1.2, 0.9)
+    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 2  # the same settings load the same folder
+
+
 def test_open_retriever_from_a_path_and_dense_spec(tmp_path: Path, corpus: list[dict], fresh_cache) -> None:
     path = write_jsonl(tmp_path / "corpus.jsonl", corpus)
     bm25 = open_retriever("bm25", path, index_dir=tmp_path / "idx")

@@ -11,6 +11,8 @@ not when this module is imported.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import threading
 import warnings
@@ -63,8 +65,9 @@ def open_retriever(
     """A retriever by ``spec``: ``"bm25"``, ``"dense"``, ``"dense:<model id or path>"`` or an http(s) URL.
 
     Local retrievers index ``corpus`` (records or a wiki-18 jsonl path) once: the index is saved under
-    ``index_dir`` (default ``<cache_dir>/searchqa/indexes``) in a folder named by the kind, the model and a
-    fingerprint of the corpus, built under a file lock so concurrent processes build it once, and shared
+    ``index_dir`` (default ``<cache_dir>/searchqa/indexes``) in a folder named by the kind, the model, a
+    fingerprint of the corpus and, when ``kwargs`` are given, a fingerprint of them (another ``k1`` is another
+    index), built under a file lock so concurrent processes build it once, and shared
     in-process (the same spec and corpus give the same object). A damaged cached index is rebuilt.
     ``kwargs`` go to ``build`` (``k1``/``b`` for BM25; ``ef_search``, ``m``... for dense) or, for a URL, to
     :class:`~skill_gym.envs.searchqa.client.RemoteRetriever` (``timeout``, ``retries``...).
@@ -99,12 +102,20 @@ def open_retriever(
         if key in _OPEN:
             return _OPEN[key]
         slug = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(model).name if kind == "dense" else "lucene")[:48]
-        folder = root / f"{kind}-{slug}-{fingerprint[:20]}"
+        folder = root / f"{kind}-{slug}-{fingerprint[:20]}{_settings_suffix(kwargs)}"
         cls: Any = BM25Retriever if kind == "bm25" else DenseRetriever
         with file_lock(root / f"{folder.name}.lock"):
             retriever = _load_or_build(cls, folder, corpus, documents, model, kwargs)
         _OPEN[key] = retriever
         return retriever
+
+
+def _settings_suffix(kwargs: dict[str, Any]) -> str:
+    """``-<hash>`` of the build settings for an index folder's name; none for the defaults (no settings given)."""
+    if not kwargs:
+        return ""
+    text = json.dumps(sorted(kwargs.items()), default=repr)
+    return "-" + hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
 def _load_or_build(
