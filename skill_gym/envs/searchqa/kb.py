@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from skill_gym.assets import cache_dir, file_lock
+from skill_gym.envs.searchqa.corpus import write_corpus
 from skill_gym.envs.searchqa.passages import build_corpus
 from skill_gym.envs.searchqa.questions import QUESTION_TYPES, question_pool
 from skill_gym.envs.searchqa.world import World
@@ -127,9 +128,7 @@ def write_kb(folder: str | os.PathLike[str], kb: KnowledgeBase) -> Path:
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "corpus.jsonl", "w", encoding="utf-8") as handle:
-        for row in kb.corpus:
-            handle.write(json.dumps(row, ensure_ascii=True) + "\n")
+    write_corpus(kb.corpus, folder / "corpus.jsonl")
     for split, rows in kb.questions.items():
         pq.write_table(pa.Table.from_pylist(rows), folder / f"{split}.parquet")
     manifest = {"version": KB_VERSION, "passages": len(kb.corpus)}
