@@ -1,9 +1,12 @@
-"""Peak memory of one training step, phase by phase, for GRPO, Skill1 and SKILL0, side by side with TRL's GRPOTrainer.
+"""Peak memory of one training step, phase by phase, for GRPO, Skill1, SKILL0 and the one-stage Skill1 -> SKILL0
+stage 2, side by side with TRL's GRPOTrainer.
 
 Measured (each learner in its own child process, so one learner's memory never inflates another's):
 
 * ``init`` — the process after building the trainer: model (SmolLM2-135M-Instruct, fp32, LoRA r=16),
-  optimizer, rollout envs (``SkillAlfworld-v0``, the real engine), encoder and library;
+  optimizer, rollout envs (``SkillAlfworld-v0``, the real engine), encoder and library. ``skill1to0_distill`` is
+  the one-stage option's stage 2 (SKILL0's curriculum with Skill1's distill turn), on the starter skill files in
+  place of an export and a fresh library;
 * ``collect`` — the rollout: generation (KV cache, per-step scores), envs, prompts;
 * ``update`` — old/reference log-probs, the loss, the backward pass, the optimizer step;
 * ``checkpoint`` — weights, optimizer state and the library snapshot;
@@ -23,13 +26,14 @@ Targets: every learner's step peak <= 3 GB at the CPU preset; <= TRL's peak; upd
 not growing with the number of samples.
 
 Usage:
-    python -m benchmarks.perf.memory [--learners grpo skill1 skill0] [--no-trl] [--scaling 8 16 32]
+    python -m benchmarks.perf.memory [--learners grpo skill1 skill0 skill1to0_distill] [--no-trl] [--scaling 8 16 32]
                                      [--out benchmarks/results/memory.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import os
@@ -43,7 +47,7 @@ from typing import Any
 
 from benchmarks.perf import common
 
-LEARNERS = ("grpo", "skill1", "skill0")
+LEARNERS = ("grpo", "skill1", "skill0", "skill1to0_distill")
 GB = 1e6  # /proc reports kB
 
 
@@ -92,13 +96,18 @@ def learner_step(name: str, run_dir: str, device: str = "cpu") -> dict[str, Any]
 
     classes = {"grpo": (GRPOTrainer, GRPOConfig), "skill1": (Skill1Trainer, Skill1Config),
                "skill0": (Skill0Trainer, Skill0Config)}  # fmt: skip
-    trainer_cls, config_cls = classes[name]
     extra = {"test_freq": 0, "mode": "full"} if name == "skill0" else {}
     if on_gpu:
         extra.update(device=device, dtype="bfloat16")
-    config = config_cls.cpu_defaults(env_id="SkillAlfworld-v0", run_dir=run_dir, progress=False, **extra)
+    settings = dict(env_id="SkillAlfworld-v0", run_dir=run_dir, progress=False, **extra)
+    if name == "skill1to0_distill":
+        build, config = _distilling_stage2(settings)
+    else:
+        trainer_cls, config_cls = classes[name]
+        config = config_cls.cpu_defaults(**settings)
+        build = functools.partial(trainer_cls, config)
     phases: dict[str, Any] = {}
-    trainer = _phase("init", phases, lambda: trainer_cls(config))
+    trainer = _phase("init", phases, build)
     episodes, stats = _phase("collect", phases, trainer.collect)
     advantages = trainer.turn_advantages(episodes)
     samples = [Sample(t.prompt_ids, t.response_ids, float(a), t.phase)
@@ -121,6 +130,18 @@ def learner_step(name: str, run_dir: str, device: str = "cpu") -> dict[str, Any]
         "settings": {k: getattr(config, k) for k in ("tasks_per_step", "group_size", "max_new_tokens",
                      "micro_batch_size", "micro_batch_tokens", "gradient_checkpointing", "lora_rank")},
     }  # fmt: skip
+
+
+def _distilling_stage2(settings: dict[str, Any]) -> tuple[Any, Any]:
+    """The one-stage option's stage-2 trainer (a builder) and its config: the CPU preset, ALFWorld's starter skill
+    files standing in for stage 1's export, a fresh library for the distill turn."""
+    from agents.skill1to0 import Skill1To0Config
+    from agents.skill1to0.distilling import DistillingSkill0Trainer
+
+    two_stage = Skill1To0Config.cpu_defaults(**settings, stage2_distill=True)
+    config = two_stage.stage2_config("", two_stage.model)
+    config.env_kwargs = {**config.env_kwargs, "library": str(Path(settings["run_dir"]) / "library.sqlite")}
+    return lambda: DistillingSkill0Trainer(config, two_stage, two_stage.rules()), config
 
 
 def update_scaling(n_samples: int, prompt_tokens: int, response_tokens: int, device: str = "cpu") -> dict[str, Any]:
