@@ -3,6 +3,7 @@
 The same model (SmolLM2-135M, LoRA, the CPU preset), seeds, tasks (the ``train`` split), total steps and sampled
 held-out episodes (the ``test`` split: unseen words of the same rules) for each of:
 
+0. ``base`` — the untrained policy (no training), the reference every arm starts from;
 1. ``grpo`` — GRPO on the base task (no skill turns);
 2. ``skill0`` — SKILL0's curriculum on the hand-written starter skill files, withdrawn to zero skills;
 3. ``skill1`` — Skill1 (query, rerank, act, distill turns, its own library);
@@ -47,7 +48,7 @@ TASK = {"answer_format": "plain", "max_steps": 1}
 """The base task of every arm: the bare word, one try."""
 NO_SKILLS = {**TASK, "selection": "none", "distillation": "none"}
 """Evaluation (and GRPO's training): no retrieval, no skill turns, no skill text in context."""
-ARMS = ("grpo", "skill0", "skill1", "skill1to0", "skill1to0_distill")
+ARMS = ("base", "grpo", "skill0", "skill1", "skill1to0", "skill1to0_distill")
 
 
 @dataclasses.dataclass
@@ -135,6 +136,8 @@ def run_arm(arm: str, args: Args, root: Path) -> dict[str, Any]:
 
     started = time.perf_counter()
     run_dir = root / arm
+    if arm == "base":
+        return run_base(args, started)
     if arm.startswith("skill1to0"):
         return run_two_stage(args, run_dir, started, distill=arm == "skill1to0_distill")
     common_settings = {**_common(args, run_dir), "total_steps": args.steps}
@@ -160,12 +163,32 @@ def run_arm(arm: str, args: Args, root: Path) -> dict[str, Any]:
     return {**result, "wall_s": time.perf_counter() - started}
 
 
+def _policy_backend(model: str | None, args: Args) -> Any:
+    """A transformers backend on ``model`` (an id, a folder or a run's checkpoint), on ``args.device`` if set."""
+    from agents.backends.hf import TransformersBackend
+    from benchmarks.leaderboard.specs import load_policy_or_checkpoint
+
+    net, tokenizer = load_policy_or_checkpoint(model)
+    return TransformersBackend(net.to(args.device) if args.device else net, tokenizer)
+
+
+def run_base(args: Args, started: float) -> dict[str, Any]:
+    """The untrained policy, evaluated as the arms are (sampled at the training temperature)."""
+    from agents.grpo import GRPOConfig
+
+    backend = _policy_backend(args.model or None, args)
+    try:
+        result = {"no_skills": held_out(backend, args, GRPOConfig.cpu_defaults().temperature, NO_SKILLS)}
+    finally:
+        backend.close()
+    return {**result, "wall_s": time.perf_counter() - started}
+
+
 def run_two_stage(args: Args, run_dir: Path, started: float, distill: bool = False) -> dict[str, Any]:
     """Skill1 for half the steps, then SKILL0 on its exported library (``distill``: still distilling, exported
     again at each curriculum decision); evaluated from the run's final policy."""
-    from agents.backends.hf import TransformersBackend
     from agents.skill1to0 import Skill1To0Config, Skill1To0Trainer
-    from benchmarks.leaderboard.specs import load_policy_or_checkpoint, two_stage_policy
+    from benchmarks.leaderboard.specs import two_stage_policy
     from skill_gym.library import SkillValidationError
 
     stage1 = max(args.steps // 2, 1)
@@ -192,7 +215,7 @@ def run_two_stage(args: Args, run_dir: Path, started: float, distill: bool = Fal
         return {**result, "wall_s": time.perf_counter() - started}
     mapping = run_dir / "curriculum" / "skill_mapping.json"
     result["curriculum"] = json.loads(mapping.read_text())["provenance"] if mapping.is_file() else {}
-    backend = TransformersBackend(*load_policy_or_checkpoint(str(two_stage_policy(run_dir))))
+    backend = _policy_backend(str(two_stage_policy(run_dir)), args)
     try:
         result["no_skills"] = held_out(backend, args, config.temperature, NO_SKILLS)
     finally:
