@@ -25,8 +25,9 @@ inference cost than arm 3 with its library. The numbers are written whichever wa
         [--eval-samples 8] [--arms grpo,skill0,skill1,skill1to0] [--model PATH_OR_ID] [--device cuda]
         [--out benchmarks/results/skill_internalization.json]
 
-Time on a quiet 2-core machine: about 40 s a step for GRPO and SKILL0, several minutes for Skill1's (its
-distill turn writes JSON); ``--steps 16`` takes a few hours. Writes the JSON.
+Time on the 2-core machine with 4 tasks x 4 rollouts, two arms at a time at one thread each: about 90 s a step
+for GRPO, 125 s for SKILL0, 450 s for Skill1 (its distill turn writes JSON) and 370 s for the one-stage stage 2;
+``--steps 8`` took about 2 hours in all, ``--steps 16`` takes twice that. Writes the JSON.
 """
 
 from __future__ import annotations
